@@ -1,0 +1,2 @@
+"""hookstream: webhook delivery pipeline."""
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Faust agents, one module per stage: ingest (join), deliver (+ retry tiers), webhooks."""

@@ -1,0 +1,141 @@
+"""Deliver: send each job, log the attempt, and on failure hand it to the next retry tier.
+
+``deliveries`` carries batches (all jobs of one event); each job is sent concurrently and only
+a failed job travels alone, as a :class:`RetryJob` on ``deliveries.retry.N``. Tier N's agent
+waits until the job is due (every job on a tier has the same delay, so a partition is in due
+order) and tries again; after the last tier the job goes to ``deliveries.failed``.
+
+Custody: the event is acknowledged only after the retry or dead-letter record is written, so
+a crash at any moment re-sends at worst (same delivery id), and never loses a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import orjson
+from faust.types import EventT, StreamT
+from pydantic import ValidationError
+
+from app import channels
+from app.agents.reporting import report_invalid
+from app.main import app, settings
+from app.records import (
+    AttemptRecord,
+    AttemptResult,
+    DeadLetter,
+    DeliveryBatch,
+    DeliveryJob,
+    Outcome,
+    RetryJob,
+)
+from app.retry_policy import next_step
+from app.runtime import config_view, delivery_client
+
+log = logging.getLogger(__name__)
+
+
+async def _dead_letter(
+    job: DeliveryJob, history: list[AttemptResult], reason: str, stage: str
+) -> None:
+    letter = DeadLetter(job=job, history=history, reason=reason, stage=stage, failed_at=time.time())
+    await (
+        await channels.deliveries_failed.send(key=job.webhook_id.encode(), value=letter.to_bytes())
+    )
+
+
+async def process_job(job: DeliveryJob, history: list[AttemptResult], stage: str) -> None:
+    """Make the next attempt of ``job`` and route it; a bug dead-letters the job, never drops it."""
+    try:
+        await _attempt_and_route(job, history, stage)
+    except Exception as exc:
+        log.exception("delivery %s failed unexpectedly", job.delivery_id)
+        await _dead_letter(job, history, f"internal error: {type(exc).__name__}: {exc}", stage)
+
+
+async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], stage: str) -> None:
+    webhook = config_view.get(job.webhook_id)
+    if webhook is None:
+        await _dead_letter(job, history, f"webhook {job.webhook_id} no longer exists", stage)
+        return
+    if not webhook.active:
+        await _dead_letter(job, history, "webhook is inactive (delivery paused)", stage)
+        return
+    attempt = len(history) + 1
+    outcome = await delivery_client.attempt(
+        webhook, job.event, job.payload, job.delivery_id, attempt
+    )
+    history = [*history, outcome.result]
+    if outcome.ok:
+        routed = Outcome.DELIVERED
+    else:
+        step = next_step(len(history), settings.retry_delays, time.time())
+        if step.tier is not None and step.due_at is not None:
+            routed = Outcome.RETRY
+            retry = RetryJob(job=job, history=history, tier=step.tier, due_at=step.due_at)
+            await (
+                await channels.retry_tiers[step.tier].send(
+                    key=job.webhook_id.encode(), value=retry.to_bytes()
+                )
+            )
+        else:
+            routed = Outcome.FAILED
+            last = outcome.result.error or f"HTTP {outcome.result.status}"
+            await _dead_letter(job, history, f"gave up after {attempt} attempts; last: {last}", stage)
+    record = AttemptRecord(
+        webhook_id=job.webhook_id,
+        account_id=job.account_id,
+        delivery_id=job.delivery_id,
+        event=job.event,
+        result=outcome.result,
+        outcome=routed,
+        response_body=outcome.response_body,
+    )
+    # The attempt log is flushed before the source offset is committed (Faust flushes the
+    # producer on commit), so it need not hold up the next event.
+    await channels.attempts.send(key=job.webhook_id.encode(), value=record.to_bytes())
+
+
+async def _decode(event: EventT, model: type[DeliveryBatch] | type[RetryJob], stage: str) -> object:
+    try:
+        return model.from_bytes(event.value)
+    except (ValidationError, orjson.JSONDecodeError, TypeError) as exc:
+        await report_invalid(event, f"not a {model.__name__}: {exc}", stage)
+        return None
+
+
+@app.agent(
+    channels.deliveries, name="hookstream.deliver", concurrency=settings.delivery_concurrency
+)
+async def deliver(stream: StreamT[bytes]) -> None:
+    await config_view.ready.wait()
+    async for event in stream.events():
+        batch = await _decode(event, DeliveryBatch, "deliver")
+        if isinstance(batch, DeliveryBatch):
+            await asyncio.gather(*(process_job(job, [], "deliver") for job in batch.jobs))
+
+
+def _retry_agent(tier: int) -> None:
+    stage = f"retry.{tier}"
+
+    async def retry(stream: StreamT[bytes]) -> None:
+        await config_view.ready.wait()
+        async for event in stream.events():
+            retry_job = await _decode(event, RetryJob, stage)
+            if isinstance(retry_job, RetryJob):
+                wait = retry_job.due_at - time.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await process_job(retry_job.job, retry_job.history, stage)
+
+    app.agent(
+        channels.retry_tiers[tier],
+        name=f"hookstream.retry.{tier}",
+        concurrency=settings.delivery_concurrency,
+    )(retry)
+
+
+for _tier in channels.retry_tiers:
+    _retry_agent(_tier)

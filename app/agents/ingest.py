@@ -1,0 +1,46 @@
+"""Ingest: validate each input event, join it with the config view, emit its delivery jobs.
+
+All jobs of one event travel together as one :class:`DeliveryBatch` on ``deliveries`` (one
+Kafka message per event, not per webhook); an event nobody subscribes to produces nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from faust.types import StreamT
+
+from app import channels
+from app.agents.reporting import report_invalid
+from app.errors import InvalidInputError
+from app.join import jobs_for_event, parse_event
+from app.main import app, settings
+from app.records import DeliveryBatch, SourceRef
+from app.runtime import config_view
+
+log = logging.getLogger(__name__)
+
+
+@app.agent(channels.events, name="hookstream.ingest", concurrency=settings.delivery_concurrency)
+async def ingest(stream: StreamT[bytes]) -> None:
+    await config_view.ready.wait()
+    async for event in stream.events():
+        message = event.message
+        try:
+            family = channels.FAMILY_BY_TOPIC[message.topic]
+            parsed, document = parse_event(event.value, family)
+            source = SourceRef(topic=message.topic, partition=message.partition, offset=message.offset)
+            jobs = jobs_for_event(
+                parsed, document, config_view.for_account(parsed.account_id), source, time.time()
+            )
+        except InvalidInputError as exc:
+            await report_invalid(event, str(exc), stage="ingest")
+            continue
+        except Exception as exc:  # a bug must not stop the agent or lose the event
+            log.exception("ingest failed on %s[%d]@%d", message.topic, message.partition, message.offset)
+            await report_invalid(event, f"internal error: {type(exc).__name__}: {exc}", "ingest")
+            continue
+        if jobs:
+            batch = DeliveryBatch(jobs=jobs)
+            await (await channels.deliveries.send(key=message.key, value=batch.to_bytes()))

@@ -1,0 +1,37 @@
+"""The Faust topic objects of the catalog (raw bytes; models are applied by each stage)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.events import EventFamily
+from app.main import app, settings
+from app.topics import TopicCatalog
+
+catalog = TopicCatalog.from_settings(settings)
+
+
+def _raw_topic(*names: str) -> Any:
+    return app.topic(
+        *names,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        internal=False,
+    )
+
+
+events = _raw_topic(catalog.events_contacts, catalog.events_messages)
+webhooks = _raw_topic(catalog.webhooks)
+deliveries = _raw_topic(catalog.deliveries)
+retry_tiers = {t: _raw_topic(catalog.retry(t)) for t in range(1, catalog.retry_tiers + 1)}
+deliveries_failed = _raw_topic(catalog.deliveries_failed)
+attempts = _raw_topic(catalog.attempts)
+events_invalid = _raw_topic(catalog.events_invalid)
+
+FAMILY_BY_TOPIC = {
+    catalog.events_contacts: EventFamily.CONTACTS,
+    catalog.events_messages: EventFamily.MESSAGES,
+}

@@ -1,0 +1,236 @@
+"""The ``hookstream`` command: broker, topics, worker, produce, receiver, and run (make run).
+
+Settings come from ``HOOKSTREAM_*`` environment variables (see :mod:`app.settings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from app.settings import Settings, get_settings
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+# -- broker ---------------------------------------------------------------------------------
+def cmd_broker(args: argparse.Namespace) -> int:
+    from app.embedded_broker import broker_command
+
+    command = broker_command(args.port)
+    print(f"embedded broker (Tansu, memory storage) on 127.0.0.1:{args.port}", flush=True)
+    os.execv(command[0], command)
+
+
+# -- topics ---------------------------------------------------------------------------------
+def cmd_topics(args: argparse.Namespace) -> int:
+    from app.kafka_admin import create_topics, wait_for_broker
+
+    settings = get_settings()
+
+    async def _create() -> list[str]:
+        await wait_for_broker(settings)
+        return await create_topics(settings)
+
+    created = asyncio.run(_create())
+    print(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else ""))
+    return 0
+
+
+# -- worker ---------------------------------------------------------------------------------
+def cmd_worker(args: argparse.Namespace) -> int:
+    from faust.cli.faust import cli
+
+    from app.kafka_admin import create_topics, wait_for_broker
+
+    settings = get_settings()
+
+    async def _prepare() -> None:
+        await wait_for_broker(settings, timeout=60)
+        await create_topics(settings)
+
+    asyncio.run(_prepare())
+    argv = ["-A", "app.main:app", "-l", args.loglevel, "worker"]
+    if args.web_port == 0:
+        argv.append("--without-web")
+    else:
+        argv += ["--web-port", str(args.web_port), "--web-host", settings.web_host]
+    cli.main(args=argv, prog_name="hookstream worker")
+    return 0
+
+
+# -- produce --------------------------------------------------------------------------------
+def _lines(source: str) -> Iterator[bytes]:
+    stream: IO[bytes] = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
+    with stream:
+        for line in stream:
+            line = line.strip()
+            if line:
+                yield line
+
+
+def record_for(kind: str, line: bytes) -> tuple[bytes | None, bytes | None]:
+    """(key, value) for one JSON line; ``{"delete": "<id>"}`` on webhooks is a tombstone.
+
+    Lines are sent as they are, even invalid ones, so the pipeline's own validation (and
+    ``events.invalid``) sees exactly what a producer would send.
+    """
+    try:
+        document = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None, line
+    if not isinstance(document, dict):
+        return None, line
+    if kind == "webhooks":
+        if set(document) == {"delete"} and isinstance(document["delete"], str):
+            return document["delete"].encode(), None
+        key = document.get("id")
+    else:
+        key = document.get("account_id")
+    return (key.encode() if isinstance(key, str) else None), line
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    from app.topics import EVENTS_CONTACTS, EVENTS_MESSAGES, WEBHOOKS, TopicCatalog
+
+    settings = get_settings()
+    catalog = TopicCatalog.from_settings(settings)
+    topic = catalog.name(
+        {"contacts": EVENTS_CONTACTS, "messages": EVENTS_MESSAGES, "webhooks": WEBHOOKS}[args.kind]
+    )
+
+    async def _produce() -> int:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers,
+            acks="all",
+            linger_ms=settings.producer_linger_ms,
+        )
+        await producer.start()
+        try:
+            pending = [
+                await producer.send(topic, key=key, value=value)
+                for key, value in (record_for(args.kind, line) for line in _lines(args.file))
+            ]
+            await asyncio.gather(*pending)
+            return len(pending)
+        finally:
+            await producer.stop()
+
+    count = asyncio.run(_produce())
+    print(f"produced {count} record(s) to {topic}")
+    return 0
+
+
+# -- receiver -------------------------------------------------------------------------------
+def cmd_receiver(args: argparse.Namespace) -> int:
+    from app.receiver import run_receiver
+
+    run_receiver(args.port, args.secret)
+    return 0
+
+
+# -- run (make run) -------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start the embedded broker (unless HOOKSTREAM_BROKER is set) and one worker."""
+    from app.embedded_broker import start_broker
+
+    env = dict(os.environ)
+    children: list[subprocess.Popen[bytes]] = []
+    if not env.get("HOOKSTREAM_BROKER"):
+        port = args.broker_port
+        print(f"starting the embedded broker on 127.0.0.1:{port} ...", flush=True)
+        children.append(start_broker(port))
+        env["HOOKSTREAM_BROKER"] = f"kafka://127.0.0.1:{port}"
+        # Local demo only: the debug receiver is plain http on loopback.
+        env.setdefault("HOOKSTREAM_ALLOW_HTTP", "true")
+        env.setdefault("HOOKSTREAM_ALLOW_PRIVATE_NETWORKS", "true")
+    os.environ.update(env)
+    settings = Settings()
+    hookstream = str(Path(sys.executable).parent / "hookstream")
+    try:
+        subprocess.run([hookstream, "topics", "create"], env=env, check=True)
+        print(_next_steps(settings, args.web_port), flush=True)
+        worker = subprocess.Popen([hookstream, "worker", "--web-port", str(args.web_port)], env=env)
+        children.append(worker)
+        return worker.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+
+def _next_steps(settings: Settings, web_port: int) -> str:
+    bin_dir = Path(sys.executable).parent
+    return f"""
+hookstream is starting on {settings.broker} (topics prefixed {settings.topic_prefix!r}).
+Plain http and loopback webhook URLs are allowed in this local run.
+
+In another terminal:
+  1. a receiver that prints every request and checks its signature:
+       {bin_dir}/hookstream receiver --port 8080 --secret $(head -1 {EXAMPLES}/secret.txt)
+  2. a webhook pointing at it, then sample events:
+       HOOKSTREAM_BROKER={settings.broker} {bin_dir}/hookstream produce webhooks {EXAMPLES}/webhooks.jsonl
+       HOOKSTREAM_BROKER={settings.broker} {bin_dir}/hookstream produce messages {EXAMPLES}/messages.jsonl
+       HOOKSTREAM_BROKER={settings.broker} {bin_dir}/hookstream produce contacts {EXAMPLES}/contacts.jsonl
+Health: http://{settings.web_host}:{web_port}/health   Stop: Ctrl-C
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hookstream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("broker", help="run the embedded broker in the foreground")
+    p.add_argument("--port", type=int, default=9092)
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("topics", help="manage hookstream's topics")
+    p.add_argument("action", choices=["create"])
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("worker", help="run a Faust worker (creates the topics first)")
+    p.add_argument("--web-port", type=int, default=6066, help="0 disables the web server")
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("produce", help="produce JSON lines to an input topic")
+    p.add_argument("kind", choices=["contacts", "messages", "webhooks"])
+    p.add_argument("file", nargs="?", default="-", help="a file of JSON lines, or - for stdin")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("receiver", help="a debug receiver that prints requests")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--secret", default=None, help="whsec_... to verify signatures")
+    p.set_defaults(func=cmd_receiver)
+
+    p = sub.add_parser("run", help="embedded broker + topics + one worker (make run)")
+    p.add_argument("--broker-port", type=int, default=9092)
+    p.add_argument("--web-port", type=int, default=6066)
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

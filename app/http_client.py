@@ -1,0 +1,201 @@
+"""Sending one delivery attempt over HTTP (aiohttp) and describing what happened.
+
+One shared session per worker (keep-alive, pooled connections). Every request is built the
+same way for the pipeline and for "test connection": payload encoding, method, basic auth,
+Standard Webhooks headers, ``user-agent: hookstream/<version>``; redirects are never followed.
+The URL policy is checked again here, and the resolver refuses hostnames that resolve to a
+forbidden address, so a DNS change after a config was accepted cannot reach inside networks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from app import __version__
+from app.encoding import EncodedRequest, encode_request
+from app.errors import UrlRejectedError
+from app.events import EventName
+from app.records import RESPONSE_BODY_CAP, AttemptResult
+from app.signing import sign
+from app.url_policy import UrlPolicy, check_url, forbidden_address_reason
+from app.webhook_config import WebhookConfig, signing_key
+
+USER_AGENT = f"hookstream/{__version__}"
+EVENT_HEADER = "x-hookstream-event"
+ATTEMPT_HEADER = "x-hookstream-attempt"
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves through ``inner`` and refuses a host if any of its addresses is forbidden."""
+
+    def __init__(self, inner: AbstractResolver, policy: UrlPolicy) -> None:
+        self._inner = inner
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if not self._policy.allow_private_networks:
+            for result in results:
+                reason = forbidden_address_reason(result["host"])
+                if reason is not None:
+                    raise OSError(f"refused: {host} resolves to {reason}")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """The result of one attempt, plus the (capped) response body when it was read."""
+
+    result: AttemptResult
+    response_body: str | None
+    response_headers: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return self.result.status is not None and 200 <= self.result.status < 300
+
+
+def build_request(
+    webhook: WebhookConfig,
+    event: EventName,
+    payload: dict[str, Any],
+    delivery_id: str,
+    attempt: int,
+    now: int,
+) -> tuple[EncodedRequest, dict[str, str]]:
+    """The request and headers of one attempt (pure; the signature is over this attempt's time)."""
+    url = webhook.url_for(event)
+    if url is None:
+        raise UrlRejectedError(f"webhook {webhook.id} has no URL for {event.value!r}")
+    request = encode_request(payload, url, webhook.method, webhook.content_type)
+    headers = {
+        "user-agent": USER_AGENT,
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(now),
+        EVENT_HEADER: event.value,
+        ATTEMPT_HEADER: str(attempt),
+    }
+    if request.content_type is not None:
+        headers["content-type"] = request.content_type
+    if webhook.secret is not None:
+        headers["webhook-signature"] = sign(
+            signing_key(webhook.secret), delivery_id, now, request.signed
+        )
+    if webhook.auth is not None:
+        auth = aiohttp.BasicAuth(webhook.auth.username, webhook.auth.password.get_secret_value())
+        headers["authorization"] = auth.encode()
+    return request, headers
+
+
+class DeliveryClient:
+    """Owns the worker's HTTP session; :meth:`attempt` never raises for a network problem."""
+
+    def __init__(self, policy: UrlPolicy, timeout: float, max_connections: int = 0) -> None:
+        self._policy = policy
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                resolver=GuardedResolver(aiohttp.ThreadedResolver(), self._policy),
+                limit=self._max_connections,
+                ttl_dns_cache=30,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=True
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def attempt(
+        self,
+        webhook: WebhookConfig,
+        event: EventName,
+        payload: dict[str, Any],
+        delivery_id: str,
+        attempt: int,
+        read_body: bool | None = None,
+    ) -> AttemptOutcome:
+        """Send one attempt; a refused URL, timeout or connection error becomes ``error``."""
+        started = time.time()
+        clock = time.perf_counter()
+        url = webhook.url_for(event) or ""
+        try:
+            request, headers = build_request(
+                webhook, event, payload, delivery_id, attempt, int(started)
+            )
+            url = request.url
+            check_url(url, self._policy)
+            session = self._get_session()
+            async with session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=headers,
+                allow_redirects=False,
+            ) as response:
+                body = None
+                if webhook.log_response_body if read_body is None else read_body:
+                    body = await read_capped(response)
+                result = AttemptResult(
+                    attempt=attempt,
+                    url=url,
+                    status=response.status,
+                    duration_ms=(time.perf_counter() - clock) * 1000,
+                    at=started,
+                )
+                return AttemptOutcome(result, body, dict(response.headers))
+        except (UrlRejectedError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            result = AttemptResult(
+                attempt=attempt,
+                url=url,
+                error=describe_error(exc),
+                duration_ms=(time.perf_counter() - clock) * 1000,
+                at=started,
+            )
+            return AttemptOutcome(result, None, {})
+
+
+async def read_capped(response: aiohttp.ClientResponse) -> str:
+    """At most :data:`RESPONSE_BODY_CAP` bytes of the body; the rest is never read."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < RESPONSE_BODY_CAP:
+        chunk = await response.content.read(RESPONSE_BODY_CAP - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, specific description of why no response came."""
+    if isinstance(exc, UrlRejectedError):
+        return f"refused: {exc}"
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timeout: no response within the request timeout"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"dns: {exc.os_error}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"connection: {exc.os_error}"
+    if isinstance(exc, aiohttp.ClientError):
+        return f"http: {type(exc).__name__}: {exc}"
+    return f"connection: {exc}"

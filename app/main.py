@@ -1,0 +1,37 @@
+"""The Faust app (alone here): its settings, and the modules that register agents and pages.
+
+Run it with ``hookstream worker`` (which creates the topics first), or ``faust -A app.main
+worker``. Topics are raw bytes on the wire; every stage validates with its own pydantic model,
+so a bad record becomes a specific error on ``events.invalid`` instead of a codec crash.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from app.settings import get_settings
+
+settings = get_settings()
+
+app = faust.App(
+    settings.app_id,
+    broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+    autodiscover=False,
+    origin="app",
+    topic_partitions=settings.partitions,
+    topic_replication_factor=settings.replication_factor,
+    broker_session_timeout=settings.broker_session_timeout,
+    broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),
+    consumer_auto_offset_reset="earliest",
+    # Retry tiers hold events while they wait out their delay; a rebalance must not wait for
+    # them (an unfinished event is simply processed again by the new owner: at least once).
+    stream_wait_empty=False,
+    producer_linger_ms=settings.producer_linger_ms,
+    producer_acks=-1,
+    web_host=settings.web_host,
+    web_in_thread=False,
+)
+
+# Registration side effects: agents and web pages attach themselves to ``app``.
+from app import web  # noqa: E402, F401
+from app.agents import deliver, ingest, webhooks  # noqa: E402, F401

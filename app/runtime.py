@@ -1,0 +1,52 @@
+"""Per-worker shared state: the config view and the HTTP client, started with the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from mode import Service
+
+from app.config_view import ConfigView
+from app.http_client import DeliveryClient
+from app.main import app, settings
+from app.topics import TopicCatalog
+from app.url_policy import UrlPolicy
+
+log = logging.getLogger(__name__)
+
+config_view = ConfigView(settings, TopicCatalog.from_settings(settings).webhooks)
+delivery_client = DeliveryClient(
+    UrlPolicy(settings.allow_http, settings.allow_private_networks),
+    timeout=settings.request_timeout,
+)
+
+
+@app.service
+class RuntimeService(Service):
+    """Runs the config view for the life of the worker and closes the HTTP session at stop."""
+
+    _view_task: asyncio.Task[None] | None = None
+
+    async def on_start(self) -> None:
+        self._view_task = asyncio.ensure_future(self._run_view())
+
+    async def _run_view(self) -> None:
+        # The view restarts from the beginning after an error: applying records is idempotent,
+        # and a view that is already ready keeps serving its last state meanwhile.
+        while True:
+            try:
+                await config_view.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("config view failed; restarting it in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def on_stop(self) -> None:
+        if self._view_task is not None:
+            self._view_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._view_task
+        await delivery_client.close()

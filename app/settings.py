@@ -1,0 +1,89 @@
+"""Every setting of hookstream, read once from the environment (prefix ``HOOKSTREAM_``).
+
+Modules never read ``os.environ`` themselves: they take a :class:`Settings` (usually
+:func:`get_settings`). Child processes (workers started by tests or ``make run``) inherit
+their settings through the same environment variables.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_BROKER = "kafka://127.0.0.1:9092"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of a hookstream process."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKSTREAM_", frozen=True, extra="ignore")
+
+    broker: str = Field(
+        DEFAULT_BROKER,
+        description="Kafka bootstrap server(s), e.g. kafka://127.0.0.1:9092.",
+    )
+    topic_prefix: str = Field("hookstream.", description="Prefix of every hookstream topic name.")
+    app_id: str = Field(
+        "hookstream",
+        description="Faust app id, which is also the consumer group of the workers.",
+    )
+    retry_delays: Annotated[tuple[float, ...], NoDecode] = Field(
+        (10.0, 60.0, 300.0),
+        description="Comma-separated seconds; one retry tier (topic) per delay.",
+    )
+    request_timeout: float = Field(10.0, gt=0, description="Seconds for one HTTP delivery attempt.")
+    allow_http: bool = Field(False, description="Allow plain http:// webhook URLs.")
+    allow_private_networks: bool = Field(
+        False,
+        description="Allow webhook URLs on loopback, private, link-local and metadata addresses.",
+    )
+    partitions: int = Field(8, ge=1, description="Partitions of every topic hookstream creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    broker_session_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Consumer session timeout in seconds; short, so a restarted worker is fast.",
+    )
+    delivery_concurrency: int = Field(
+        200, ge=1, description="Events (batches of jobs) one worker delivers at the same time."
+    )
+    producer_linger_ms: int = Field(
+        5, ge=0, description="Producer linger; one-record batches are costly for the broker."
+    )
+    web_host: str = Field("127.0.0.1", description="Address the worker's web server binds to.")
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _parse_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            return tuple(float(p) for p in parts)
+        return value
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _check_delays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(d < 0 for d in value):
+            raise ValueError("retry delays must be >= 0 seconds")
+        return value
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The broker URL(s) as host:port strings for aiokafka clients."""
+        servers = []
+        for part in self.broker.split(";") if ";" in self.broker else self.broker.split(","):
+            part = part.strip()
+            if "://" in part:
+                part = part.split("://", 1)[1]
+            if part:
+                servers.append(part)
+        return servers
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,24 @@
+"""The worker's web pages: ``GET /health`` (no token): 200 when ready, 503 while loading.
+
+The body also reports how far the config view has read ``webhooks`` (next offset per
+partition), which lets a writer wait until its config is in force on this worker.
+"""
+
+from __future__ import annotations
+
+from faust.web import Request, Response, View
+
+from app.main import app
+from app.runtime import config_view
+
+
+@app.page("/health")
+class Health(View):
+    async def get(self, request: Request) -> Response:
+        ready = config_view.ready.is_set()
+        body = {
+            "ready": ready,
+            "webhooks": len(config_view),
+            "webhooks_applied": {str(p): o for p, o in sorted(config_view.applied.items())},
+        }
+        return self.json(body, status=200 if ready else 503)

@@ -59,8 +59,9 @@ def encode_request(
 ) -> EncodedRequest:
     """Encode ``payload`` for ``url``.
 
-    GET sends the payload as query parameters and no body; it signs the query string (the
-    bytes after ``?``), since a signature over an empty body would protect nothing.
+    GET sends the payload as query parameters (after any the URL already has) and no body; it
+    signs the request's whole query string (the bytes after ``?``), since a signature over an
+    empty body would protect nothing. The URL must then be sent exactly as built.
     """
     if method is HttpMethod.GET:
         query = urlencode(form_pairs(payload))
@@ -71,7 +72,7 @@ def encode_request(
             url=urlunsplit(parts._replace(query=full_query)),
             body=None,
             content_type=None,
-            signed=query.encode(),
+            signed=full_query.encode(),
         )
     if content_type is ContentType.FORM:
         body = urlencode(form_pairs(payload)).encode()

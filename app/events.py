@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class EventName(StrEnum):
@@ -255,23 +255,25 @@ class ContactUnsubscribes(_ContactDataSetEvent):
     event: Literal["contact unsubscribes"]
 
 
-InputEvent = Annotated[
-    MessageSent
-    | DeliveryBounce
-    | MessageOpen
-    | MessageClicked
-    | Complaint
-    | WhatsappTemplateSent
-    | WhatsappTemplateDelivered
-    | WhatsappTemplateRead
-    | WhatsappTemplateBounce
-    | WhatsappInboxMessageReceived
-    | MailingGroupSubscribe
-    | MailingGroupUnsubscribe
-    | ContactAdding
-    | ContactSubscribes
-    | ContactUnsubscribes,
-    Field(discriminator="event"),
-]
-
-INPUT_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(InputEvent)
+#: Every input event model, by canonical event name (derived from each model's ``event``).
+EVENT_MODELS: dict[EventName, type[EventBase]] = {
+    canonical_event_name(literal): model
+    for model in (
+        MessageSent,
+        DeliveryBounce,
+        MessageOpen,
+        MessageClicked,
+        Complaint,
+        WhatsappTemplateSent,
+        WhatsappTemplateDelivered,
+        WhatsappTemplateRead,
+        WhatsappTemplateBounce,
+        WhatsappInboxMessageReceived,
+        MailingGroupSubscribe,
+        MailingGroupUnsubscribe,
+        ContactAdding,
+        ContactSubscribes,
+        ContactUnsubscribes,
+    )
+    for literal in get_args(model.model_fields["event"].annotation)
+}

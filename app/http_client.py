@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from app import __version__
@@ -146,7 +147,7 @@ class DeliveryClient:
             session = self._get_session()
             async with session.request(
                 request.method,
-                request.url,
+                yarl.URL(request.url, encoded=True),  # sent as signed, never re-quoted
                 data=request.body,
                 headers=headers,
                 allow_redirects=False,

@@ -15,7 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from app.errors import InvalidInputError, describe_validation_error
-from app.events import INPUT_EVENT_ADAPTER, EventBase, EventFamily, canonical_event_name
+from app.events import EVENT_MODELS, EventBase, EventFamily, canonical_event_name
 from app.payload import custom_payload, standard_payload
 from app.records import DeliveryJob, SourceRef
 from app.webhook_config import WebhookConfig
@@ -42,15 +42,16 @@ def parse_event(raw: bytes | None, family: EventFamily) -> tuple[EventBase, dict
         canonical = canonical_event_name(name)
     except ValueError as exc:
         raise InvalidInputError(f"event: {exc}") from None
-    try:
-        event: EventBase = INPUT_EVENT_ADAPTER.validate_python(document)
-    except ValidationError as exc:
-        raise InvalidInputError(f"{canonical.value}: {describe_validation_error(exc, skip=1)}") from None
-    if event.family is not family:
+    model = EVENT_MODELS[canonical]
+    if model.family is not family:
         raise InvalidInputError(
-            f"event {canonical.value!r} belongs on events.{event.family.value}, "
+            f"event {canonical.value!r} belongs on events.{model.family.value}, "
             f"not events.{family.value}"
         )
+    try:
+        event = model.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidInputError(f"{canonical.value}: {describe_validation_error(exc)}") from None
     document["event"] = canonical.value
     return event, document
 

@@ -28,6 +28,7 @@ app = faust.App(
     stream_wait_empty=False,
     producer_linger_ms=settings.producer_linger_ms,
     producer_acks=-1,
+    datadir=settings.data_dir,
     web_host=settings.web_host,
     web_in_thread=False,
 )

@@ -26,7 +26,7 @@ def make_receiver_app(secret: str | None) -> web.Application:
             print(f"{name}: {shown}")
         print(body.decode("utf-8", "replace") if body else "(no body)")
         if key is not None:
-            content = request.query_string.encode() if request.method == "GET" else body
+            content = request.rel_url.raw_query_string.encode() if request.method == "GET" else body
             try:
                 valid = verify(
                     key,

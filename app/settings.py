@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(
         5, ge=0, description="Producer linger; one-record batches are costly for the broker."
     )
+    data_dir: str = Field(
+        "hookstream-data", description="Faust's state directory (hookstream keeps no tables)."
+    )
     web_host: str = Field("127.0.0.1", description="Address the worker's web server binds to.")
 
     @field_validator("retry_delays", mode="before")

@@ -55,6 +55,7 @@ class ConfigView:
         self._by_account: dict[str, dict[str, WebhookConfig]] = {}
         self.applied: dict[int, int] = {}
         self.ready = asyncio.Event()
+        self.loaded_at_ready: int | None = None
         self._caught_up = asyncio.Condition()
 
     # -- reads -------------------------------------------------------------------------------
@@ -127,6 +128,7 @@ class ConfigView:
                 if not self.ready.is_set() and all(
                     self.applied.get(p, 0) > offset for p, offset in barrier.items()
                 ):
+                    self.loaded_at_ready = len(self)
                     log.info("config view ready: %d webhooks", len(self))
                     self.ready.set()
         finally:

@@ -19,6 +19,7 @@ class Health(View):
         body = {
             "ready": ready,
             "webhooks": len(config_view),
+            "webhooks_at_ready": config_view.loaded_at_ready,
             "webhooks_applied": {str(p): o for p, o in sorted(config_view.applied.items())},
         }
         return self.json(body, status=200 if ready else 503)

@@ -1,2 +1,3 @@
 """hookstream: webhook delivery pipeline."""
+
 __version__ = "0.1.0"

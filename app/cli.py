@@ -28,7 +28,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
     command = broker_command(args.port)
     print(f"embedded broker (Tansu, memory storage) on 127.0.0.1:{args.port}", flush=True)
-    os.execv(command[0], command)
+    os.execv(command[0], command)  # noqa: S606 - our own broker binary, fixed arguments
 
 
 # -- topics ---------------------------------------------------------------------------------
@@ -159,9 +159,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings()
     hookstream = str(Path(sys.executable).parent / "hookstream")
     try:
-        subprocess.run([hookstream, "topics", "create"], env=env, check=True)
+        subprocess.run([hookstream, "topics", "create"], env=env, check=True)  # noqa: S603
         print(_next_steps(settings, args.web_port), flush=True)
-        worker = subprocess.Popen([hookstream, "worker", "--web-port", str(args.web_port)], env=env)
+        worker = subprocess.Popen(  # noqa: S603 - our own entry point
+            [hookstream, "worker", "--web-port", str(args.web_port)], env=env
+        )
         children.append(worker)
         return worker.wait()
     except KeyboardInterrupt:
@@ -178,6 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _next_steps(settings: Settings, web_port: int) -> str:
     bin_dir = Path(sys.executable).parent
+    produce = f"HOOKSTREAM_BROKER={settings.broker} {bin_dir}/hookstream produce"
     return f"""
 hookstream is starting on {settings.broker} (topics prefixed {settings.topic_prefix!r}).
 Plain http and loopback webhook URLs are allowed in this local run.
@@ -186,9 +189,9 @@ In another terminal:
   1. a receiver that prints every request and checks its signature:
        {bin_dir}/hookstream receiver --port 8080 --secret $(head -1 {EXAMPLES}/secret.txt)
   2. a webhook pointing at it, then sample events:
-       HOOKSTREAM_BROKER={settings.broker} {bin_dir}/hookstream produce webhooks {EXAMPLES}/webhooks.jsonl
-       HOOKSTREAM_BROKER={settings.broker} {bin_dir}/hookstream produce messages {EXAMPLES}/messages.jsonl
-       HOOKSTREAM_BROKER={settings.broker} {bin_dir}/hookstream produce contacts {EXAMPLES}/contacts.jsonl
+       {produce} webhooks {EXAMPLES}/webhooks.jsonl
+       {produce} messages {EXAMPLES}/messages.jsonl
+       {produce} contacts {EXAMPLES}/contacts.jsonl
 Health: http://{settings.web_host}:{web_port}/health   Stop: Ctrl-C
 """
 

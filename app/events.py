@@ -5,7 +5,7 @@ of the standard payload (see :mod:`app.payload`). Input events may carry extra k
 kept for custom payload mappings but never appear in a standard payload.
 
 Choices where the seeds are vague (also in the README):
-- The complaint seed spells its event with a Cyrillic "с" ("сomplaint"); we accept both and
+- The complaint seed spells its event with a Cyrillic es (U+0441) for the "c"; we accept both and
   emit the ASCII ``complaint``, which is what a receiver matching on the name expects.
 - The WhatsApp seed lists "whatsapp template delivered" twice; the second is the read receipt,
   ``whatsapp template read``, with the same body.
@@ -52,7 +52,7 @@ class EventFamily(StrEnum):
 
 #: Other spellings accepted on input, mapped to the canonical name.
 EVENT_NAME_ALIASES: dict[str, EventName] = {
-    "\u0441omplaint": EventName.COMPLAINT,  # the seed's spelling, Cyrillic "с"
+    "\u0441omplaint": EventName.COMPLAINT,  # the seed's spelling, with a Cyrillic es
 }
 
 
@@ -104,7 +104,15 @@ class EventBase(BaseModel):
 
 class _MessageEmail(EventBase):
     family = EventFamily.MESSAGES
-    payload_fields = ("event", "message_id", "message_uid", "sending_type", "name", "from", "to")
+    payload_fields: ClassVar[tuple[str, ...]] = (
+        "event",
+        "message_id",
+        "message_uid",
+        "sending_type",
+        "name",
+        "from",
+        "to",
+    )
 
     message_id: int
     message_uid: str
@@ -140,7 +148,7 @@ class Complaint(_MessageEmail):
 
 class _WhatsappTemplate(EventBase):
     family = EventFamily.MESSAGES
-    payload_fields = (
+    payload_fields: ClassVar[tuple[str, ...]] = (
         "event",
         "template_name",
         "message_id",
@@ -219,7 +227,7 @@ class ContactDataSet(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     msisdn: int = Field(description="Phone number (LONG).")
-    profileCreatedAt: Timestamp | None = None  # noqa: N815 - the seed's exact key
+    profileCreatedAt: Timestamp | None = None
     source: str | None = Field(None, description="form, keyword, mobile_identity, import")
     source_value: str | None = None
     eshop_opt_in: bool | None = None

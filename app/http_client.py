@@ -103,8 +103,15 @@ def build_request(
 class DeliveryClient:
     """Owns the worker's HTTP session; :meth:`attempt` never raises for a network problem."""
 
-    def __init__(self, policy: UrlPolicy, timeout: float, max_connections: int = 0) -> None:
+    def __init__(
+        self,
+        policy: UrlPolicy,
+        timeout: float,
+        max_connections: int = 0,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self._policy = policy
+        self._resolver = resolver
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -112,7 +119,9 @@ class DeliveryClient:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(aiohttp.ThreadedResolver(), self._policy),
+                resolver=GuardedResolver(
+                    self._resolver or aiohttp.ThreadedResolver(), self._policy
+                ),
                 limit=self._max_connections,
                 ttl_dns_cache=30,
             )

@@ -31,7 +31,7 @@ from app.errors import InvalidInputError, describe_validation_error
 from app.events import EventName, canonical_event_name
 from app.url_policy import UrlPolicy, check_url
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 #: Standard Webhooks recommends 24 to 64 random bytes for a signing key.
 SECRET_MIN_BYTES, SECRET_MAX_BYTES = 24, 64
 _WEBHOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -136,7 +136,9 @@ class WebhookConfig(BaseModel):
     @classmethod
     def _canonical_event_url_keys(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {canonical_event_name(k) if isinstance(k, str) else k: v for k, v in value.items()}
+            return {
+                canonical_event_name(k) if isinstance(k, str) else k: v for k, v in value.items()
+            }
         return value
 
     @field_validator("url")

@@ -46,24 +46,89 @@ CONTACT_DATA_SET: dict[str, Any] = {
 }
 
 SEED_BODIES: dict[str, dict[str, Any]] = {
-    "message sent": {"event": "message sent", **_MESSAGE, "name": "Sending message (test)", "from": _EMAIL, "to": _EMAIL},
-    "delivery bounce": {"event": "delivery bounce", **_MESSAGE, "name": "Error while sending message (test)", "from": _EMAIL, "to": _EMAIL, "error_message": "Some error message"},
-    "message open": {"event": "message open", **_MESSAGE, "name": "Open message (test)", "from": _EMAIL, "to": _EMAIL},
-    "message clicked": {"event": "message clicked", **_MESSAGE, "name": "Click in message (test)", "from": _EMAIL, "to": _EMAIL, "click_url": "https://clicked.link/"},
-    "complaint": {"event": "\u0441omplaint", **_MESSAGE, "name": "Complaint in message (test)", "from": _EMAIL, "to": _EMAIL},
+    "message sent": {
+        "event": "message sent",
+        **_MESSAGE,
+        "name": "Sending message (test)",
+        "from": _EMAIL,
+        "to": _EMAIL,
+    },
+    "delivery bounce": {
+        "event": "delivery bounce",
+        **_MESSAGE,
+        "name": "Error while sending message (test)",
+        "from": _EMAIL,
+        "to": _EMAIL,
+        "error_message": "Some error message",
+    },
+    "message open": {
+        "event": "message open",
+        **_MESSAGE,
+        "name": "Open message (test)",
+        "from": _EMAIL,
+        "to": _EMAIL,
+    },
+    "message clicked": {
+        "event": "message clicked",
+        **_MESSAGE,
+        "name": "Click in message (test)",
+        "from": _EMAIL,
+        "to": _EMAIL,
+        "click_url": "https://clicked.link/",
+    },
+    "complaint": {
+        "event": "\u0441omplaint",
+        **_MESSAGE,
+        "name": "Complaint in message (test)",
+        "from": _EMAIL,
+        "to": _EMAIL,
+    },
     "whatsapp template sent": {"event": "whatsapp template sent", **_TEMPLATE},
     "whatsapp template delivered": {"event": "whatsapp template delivered", **_TEMPLATE},
     "whatsapp template read": {"event": "whatsapp template read", **_TEMPLATE},
-    "whatsapp inbox message received": {"event": "whatsapp inbox message received", "message": "some text", "from_number": "71111111111", "to_number": "70000000000"},
-    "whatsapp template bounce": {"event": "whatsapp template bounce", **_TEMPLATE, "error_message": "Some error message"},
-    "mailing group subscribe": {"event": "mailing group subscribe", "email": _EMAIL, "group_id": 4, "group_name": "Person subscribe (test)", "channel": "email"},
-    "mailing group unsubscribe": {"event": "mailing group unsubscribe", "email": _EMAIL, "group_id": 4, "group_name": "Person unsubscribe (test)", "channel": "email"},
-    "contact adding": {"event": "contact adding", "email": _EMAIL, "phone": "80123456789", "groups_names": ["test_group_0", "test_group_1"], "groups_ids": [0, 1]},
+    "whatsapp inbox message received": {
+        "event": "whatsapp inbox message received",
+        "message": "some text",
+        "from_number": "71111111111",
+        "to_number": "70000000000",
+    },
+    "whatsapp template bounce": {
+        "event": "whatsapp template bounce",
+        **_TEMPLATE,
+        "error_message": "Some error message",
+    },
+    "mailing group subscribe": {
+        "event": "mailing group subscribe",
+        "email": _EMAIL,
+        "group_id": 4,
+        "group_name": "Person subscribe (test)",
+        "channel": "email",
+    },
+    "mailing group unsubscribe": {
+        "event": "mailing group unsubscribe",
+        "email": _EMAIL,
+        "group_id": 4,
+        "group_name": "Person unsubscribe (test)",
+        "channel": "email",
+    },
+    "contact adding": {
+        "event": "contact adding",
+        "email": _EMAIL,
+        "phone": "80123456789",
+        "groups_names": ["test_group_0", "test_group_1"],
+        "groups_ids": [0, 1],
+    },
     "contact subscribes": {"event": "contact subscribes", **CONTACT_DATA_SET},
     "contact unsubscribes": {"event": "contact unsubscribes", **CONTACT_DATA_SET},
 }
 
-CONTACT_EVENTS = {"mailing group subscribe", "mailing group unsubscribe", "contact adding", "contact subscribes", "contact unsubscribes"}
+CONTACT_EVENTS = {
+    "mailing group subscribe",
+    "mailing group unsubscribe",
+    "contact adding",
+    "contact subscribes",
+    "contact unsubscribes",
+}
 
 
 def input_event(name: str, account_id: str, **extra: Any) -> dict[str, Any]:

@@ -83,7 +83,9 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
         else:
             routed = Outcome.FAILED
             last = outcome.result.error or f"HTTP {outcome.result.status}"
-            await _dead_letter(job, history, f"gave up after {attempt} attempts; last: {last}", stage)
+            await _dead_letter(
+                job, history, f"gave up after {attempt} attempts; last: {last}", stage
+            )
     record = AttemptRecord(
         webhook_id=job.webhook_id,
         account_id=job.account_id,
@@ -98,7 +100,9 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
     await channels.attempts.send(key=job.webhook_id.encode(), value=record.to_bytes())
 
 
-async def _decode(event: EventT, model: type[DeliveryBatch] | type[RetryJob], stage: str) -> object:
+async def _decode(
+    event: EventT[bytes], model: type[DeliveryBatch] | type[RetryJob], stage: str
+) -> object:
     try:
         return model.from_bytes(event.value)
     except (ValidationError, orjson.JSONDecodeError, TypeError) as exc:

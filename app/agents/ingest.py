@@ -30,7 +30,9 @@ async def ingest(stream: StreamT[bytes]) -> None:
         try:
             family = channels.FAMILY_BY_TOPIC[message.topic]
             parsed, document = parse_event(event.value, family)
-            source = SourceRef(topic=message.topic, partition=message.partition, offset=message.offset)
+            source = SourceRef(
+                topic=message.topic, partition=message.partition, offset=message.offset
+            )
             jobs = jobs_for_event(
                 parsed, document, config_view.for_account(parsed.account_id), source, time.time()
             )
@@ -38,7 +40,9 @@ async def ingest(stream: StreamT[bytes]) -> None:
             await report_invalid(event, str(exc), stage="ingest")
             continue
         except Exception as exc:  # a bug must not stop the agent or lose the event
-            log.exception("ingest failed on %s[%d]@%d", message.topic, message.partition, message.offset)
+            log.exception(
+                "ingest failed on %s[%d]@%d", message.topic, message.partition, message.offset
+            )
             await report_invalid(event, f"internal error: {type(exc).__name__}: {exc}", "ingest")
             continue
         if jobs:

@@ -14,7 +14,7 @@ from app.records import InvalidRecord
 log = logging.getLogger(__name__)
 
 
-async def report_invalid(event: EventT, error: str, stage: str) -> None:
+async def report_invalid(event: EventT[bytes], error: str, stage: str) -> None:
     """Record ``event``'s raw bytes with the reason; wait until the broker has it."""
     message = event.message
     raw = message.value if isinstance(message.value, bytes) else None

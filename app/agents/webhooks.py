@@ -24,7 +24,9 @@ _policy = UrlPolicy(settings.allow_http, settings.allow_private_networks)
 async def validate_webhooks(stream: StreamT[bytes]) -> None:
     async for event in stream.events():
         message = event.message
-        if event.value is None or is_barrier(message.headers.items() if isinstance(message.headers, dict) else message.headers):
+        if event.value is None or is_barrier(
+            message.headers.items() if isinstance(message.headers, dict) else message.headers
+        ):
             continue
         try:
             parse_config_record(message.key, event.value, _policy)

@@ -160,7 +160,9 @@ class Kafka:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def send(self, topic: str, value: bytes | None, key: bytes | None = None) -> RecordMetadata:
+    async def send(
+        self, topic: str, value: bytes | None, key: bytes | None = None
+    ) -> RecordMetadata:
         producer = await self.producer()
         return await (await producer.send(topic, key=key, value=value))
 
@@ -209,9 +211,7 @@ class Kafka:
         """Write configs and wait until ``worker``'s view has them (read-your-write)."""
         producer = await self.producer()
         pending = [
-            await producer.send(
-                self.catalog.webhooks, key=c["id"].encode(), value=orjson.dumps(c)
-            )
+            await producer.send(self.catalog.webhooks, key=c["id"].encode(), value=orjson.dumps(c))
             for c in configs
         ]
         last: dict[int, int] = {}
@@ -284,5 +284,7 @@ class Receiver:
         return [r for r in self.requests if r.path == path]
 
     async def wait_for(self, path: str, count: int = 1, timeout: float = 30.0) -> list[Received]:
-        await wait_until(lambda: len(self.at(path)) >= count, timeout, f"{count} request(s) at {path}")
+        await wait_until(
+            lambda: len(self.at(path)) >= count, timeout, f"{count} request(s) at {path}"
+        )
         return self.at(path)

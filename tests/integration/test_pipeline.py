@@ -163,7 +163,9 @@ async def test_subscription_campaign_scope_and_inactive_decide_the_jobs(
     }
     await pipeline.kafka.put_webhooks(list(hooks.values()), pipeline.worker)
     event_id = unique("evt_")
-    await send_event(pipeline, input_event("message sent", account, event_id=event_id, campaign_id="c-42"))
+    await send_event(
+        pipeline, input_event("message sent", account, event_id=event_id, campaign_id="c-42")
+    )
 
     [batch] = await pipeline.kafka.read(
         pipeline.catalog.deliveries, lambda v: v["jobs"][0]["event_id"] == event_id
@@ -191,7 +193,9 @@ async def test_flaky_endpoint_is_delivered_on_the_third_try_with_one_webhook_id(
     attempts = await pipeline.kafka.read(
         pipeline.catalog.attempts, lambda v: v["webhook_id"] == hook["id"], count=3
     )
-    outcomes = sorted((a["result"]["attempt"], a["result"]["status"], a["outcome"]) for a in attempts)
+    outcomes = sorted(
+        (a["result"]["attempt"], a["result"]["status"], a["outcome"]) for a in attempts
+    )
     assert outcomes == [(1, 500, "retry"), (2, 500, "retry"), (3, 200, "delivered")]
 
 
@@ -231,7 +235,9 @@ async def test_connection_refused_is_retried_then_dead_lettered_with_the_error(
     [letter] = await pipeline.kafka.read(
         pipeline.catalog.deliveries_failed, lambda v: v["job"]["webhook_id"] == hook["id"]
     )
-    assert all(h["status"] is None and h["error"].startswith("connection") for h in letter["history"])
+    assert all(
+        h["status"] is None and h["error"].startswith("connection") for h in letter["history"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -248,7 +254,11 @@ async def test_connection_refused_is_retried_then_dead_lettered_with_the_error(
             "message_id: Input should be a valid integer",
         ),
         ("contacts", b'{"event": "message sent", "account_id": "a"}', "belongs on events.messages"),
-        ("contacts", b'{"event":"contact subscribes","account_id":"a","contact":{}}', "contact.msisdn"),
+        (
+            "contacts",
+            b'{"event":"contact subscribes","account_id":"a","contact":{}}',
+            "contact.msisdn",
+        ),
     ],
 )
 async def test_invalid_events_go_to_events_invalid_and_the_pipeline_keeps_going(
@@ -275,7 +285,10 @@ async def test_invalid_events_go_to_events_invalid_and_the_pipeline_keeps_going(
     ("config", "reason"),
     [
         ({"url": "ftp://127.0.0.1/x"}, "URL scheme must be https"),
-        ({"method": "GET", "auth": {"type": "basic", "username": "u", "password": "p"}}, "POST only"),
+        (
+            {"method": "GET", "auth": {"type": "basic", "username": "u", "password": "p"}},
+            "POST only",
+        ),
         ({"secret": "not-a-secret"}, "secret must start with 'whsec_'"),
         ({"events": ["message exploded"]}, "unknown event name"),
         ({"custom_payload": [{"field": "x", "path": "a..b"}]}, "empty segment"),
@@ -309,7 +322,9 @@ async def test_key_mismatch_and_non_json_configs_are_reported(pipeline: Pipeline
     garbage_key = unique("wh_")
     await pipeline.kafka.send(pipeline.catalog.webhooks, b"\xff\xfe not json", garbage_key.encode())
 
-    [mismatch] = await pipeline.kafka.read(pipeline.catalog.events_invalid, lambda v: v["key"] == hook_id)
+    [mismatch] = await pipeline.kafka.read(
+        pipeline.catalog.events_invalid, lambda v: v["key"] == hook_id
+    )
     assert "does not match webhook id" in mismatch["error"]
     [garbage] = await pipeline.kafka.read(
         pipeline.catalog.events_invalid, lambda v: v["key"] == garbage_key

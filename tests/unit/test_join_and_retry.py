@@ -1,0 +1,91 @@
+"""The join (matching, delivery ids) and the retry schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from app.errors import InvalidInputError
+from app.events import EventFamily
+from app.join import delivery_id, jobs_for_event, parse_event
+from app.records import SourceRef
+from app.retry_policy import next_step
+from app.webhook_config import WebhookConfig
+from tests.seed_bodies import input_event
+
+SOURCE = SourceRef(topic="t", partition=0, offset=5)
+
+
+def hook(hook_id: str, **fields: Any) -> WebhookConfig:
+    return WebhookConfig.model_validate(
+        {"id": hook_id, "account_id": "a", "url": "https://h.example/x", **fields}
+    )
+
+
+def parsed(**extra: Any) -> tuple[Any, dict[str, Any]]:
+    return parse_event(
+        orjson.dumps(input_event("message sent", "a", **extra)), EventFamily.MESSAGES
+    )
+
+
+def test_delivery_id_is_stable_and_distinct_per_webhook() -> None:
+    event, _ = parsed(event_id="e1")
+    first = delivery_id(event, "wh_1", SOURCE)
+    assert first == delivery_id(event, "wh_1", SourceRef(topic="t", partition=3, offset=9))
+    assert first != delivery_id(event, "wh_2", SOURCE)
+    assert first.startswith("msg_")
+
+
+def test_delivery_id_without_event_id_comes_from_the_record_position() -> None:
+    event, _ = parsed()
+    assert delivery_id(event, "wh_1", SOURCE) == delivery_id(event, "wh_1", SOURCE)
+    assert delivery_id(event, "wh_1", SOURCE) != delivery_id(
+        event, "wh_1", SourceRef(topic="t", partition=0, offset=6)
+    )
+
+
+def test_jobs_only_for_active_subscribed_in_scope_webhooks_of_the_account() -> None:
+    event, document = parsed(campaign_id=42)
+    hooks = [
+        hook("all"),
+        hook("scoped", campaign_id="42"),
+        hook("other_scope", campaign_id="7"),
+        hook("opens", events=["message open"]),
+        hook("off", active=False),
+        WebhookConfig.model_validate({"id": "elsewhere", "account_id": "b", "url": "https://h/x"}),
+    ]
+    jobs = jobs_for_event(event, document, hooks, SOURCE, 0.0)
+    assert [j.webhook_id for j in jobs] == ["all", "scoped"]
+
+
+def test_events_without_a_campaign_skip_campaign_scoped_webhooks() -> None:
+    event, document = parsed()
+    assert jobs_for_event(event, document, [hook("scoped", campaign_id="1")], SOURCE, 0.0) == []
+
+
+def test_optional_routing_fields_are_validated() -> None:
+    with pytest.raises(InvalidInputError, match="occurred_at"):
+        parsed(occurred_at="yesterday")
+    with pytest.raises(InvalidInputError, match="account_id"):
+        parse_event(
+            orjson.dumps({**input_event("message sent", "a"), "account_id": ""}),
+            EventFamily.MESSAGES,
+        )
+
+
+@pytest.mark.parametrize("raw", [None, b"", b"\xff\xfe", b"null", b'"string"', b'{"event": 5}'])
+def test_garbage_is_refused_with_a_reason(raw: bytes | None) -> None:
+    with pytest.raises(InvalidInputError):
+        parse_event(raw, EventFamily.MESSAGES)
+
+
+def test_retry_schedule_is_one_tier_per_delay_then_failure() -> None:
+    delays = (10.0, 60.0, 300.0)
+    assert next_step(1, delays, 100.0).tier == 1 and next_step(1, delays, 100.0).due_at == 110.0
+    assert next_step(3, delays, 100.0).tier == 3 and next_step(3, delays, 100.0).due_at == 400.0
+    assert next_step(4, delays, 100.0).tier is None
+    assert next_step(1, (), 0.0).tier is None
+    with pytest.raises(ValueError):
+        next_step(0, delays, 0.0)

@@ -242,6 +242,7 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self._scripts: dict[str, list[int]] = {}
+        self.bodies: dict[str, bytes] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -265,7 +266,8 @@ class Receiver:
         )
         statuses = self._scripts.get(request.path)
         status = statuses.pop(0) if statuses else 200
-        return web.Response(status=status, text=f"answered {status}")
+        body = self.bodies.get(request.path, f"answered {status}".encode())
+        return web.Response(status=status, body=body)
 
     async def start(self) -> None:
         server = web.Application()

@@ -345,3 +345,23 @@ async def test_a_deleted_webhook_stops_receiving(pipeline: Pipeline, receiver: R
         pipeline.catalog.deliveries, lambda v: v["jobs"][0]["event_id"] == event_id
     )
     assert [job["webhook_id"] for job in batch["jobs"]] == [kept["id"]]
+
+
+async def test_response_bodies_are_logged_only_when_asked_and_capped_at_16_kib(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    account = unique("acct_")
+    receiver.bodies["/big"] = b"x" * 40_000
+    logged = webhook(account, receiver.url("/big"), log_response_body=True)
+    quiet = webhook(account, receiver.url("/quiet"))
+    await pipeline.kafka.put_webhooks([logged, quiet], pipeline.worker)
+    await send_event(pipeline, input_event("message sent", account))
+
+    [big] = await pipeline.kafka.read(
+        pipeline.catalog.attempts, lambda v: v["webhook_id"] == logged["id"]
+    )
+    assert big["response_body"] == "x" * 16 * 1024
+    [small] = await pipeline.kafka.read(
+        pipeline.catalog.attempts, lambda v: v["webhook_id"] == quiet["id"]
+    )
+    assert small["response_body"] is None and small["result"]["status"] == 200

@@ -24,6 +24,8 @@ def _raw_topic(*names: str) -> Any:
 
 
 events = _raw_topic(catalog.events_contacts, catalog.events_messages)
+#: For producing feedback events (a multi-topic object cannot send to one of its names).
+events_messages = _raw_topic(catalog.events_messages)
 webhooks = _raw_topic(catalog.webhooks)
 deliveries = _raw_topic(catalog.deliveries)
 retry_tiers = {t: _raw_topic(catalog.retry(t)) for t in range(1, catalog.retry_tiers + 1)}

@@ -132,6 +132,47 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- replay ---------------------------------------------------------------------------------
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Put dead letters back on ``deliveries`` (same selection as POST /api/failed/replay)."""
+    from aiokafka import AIOKafkaProducer
+
+    from app.replay import list_dead_letters, replay, select
+    from app.topics import TopicCatalog
+
+    if not (args.delivery_id or args.webhook_id or args.since is not None):
+        print("say what to replay: --delivery-id, --webhook-id, or --since/--until")
+        return 2
+    settings = get_settings()
+    deliveries = TopicCatalog.from_settings(settings).deliveries
+
+    async def _replay() -> list[str]:
+        letters = select(
+            await list_dead_letters(settings, args.webhook_id),
+            args.delivery_id or None,
+            args.webhook_id,
+            args.since,
+            args.until,
+        )
+        if args.dry_run:
+            return [x.job.delivery_id for x in letters]
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+
+            async def send(key: bytes, value: bytes) -> None:
+                await (await producer.send(deliveries, key=key, value=value))
+
+            return await replay(letters, send)
+        finally:
+            await producer.stop()
+
+    ids = asyncio.run(_replay())
+    verb = "would replay" if args.dry_run else "replayed"
+    print(f"{verb} {len(ids)} delivery(ies)" + ("".join(f"\n  {i}" for i in ids)))
+    return 0
+
+
 # -- receiver -------------------------------------------------------------------------------
 def cmd_receiver(args: argparse.Namespace) -> int:
     from app.receiver import run_receiver
@@ -217,6 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["contacts", "messages", "webhooks"])
     p.add_argument("file", nargs="?", default="-", help="a file of JSON lines, or - for stdin")
     p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("replay", help="put dead letters back on deliveries")
+    p.add_argument("--delivery-id", action="append", default=[], help="repeatable")
+    p.add_argument("--webhook-id")
+    p.add_argument("--since", type=float, help="unix time: failed at or after")
+    p.add_argument("--until", type=float, help="unix time: failed before")
+    p.add_argument("--dry-run", action="store_true", help="list what would be replayed")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("receiver", help="a debug receiver that prints requests")
     p.add_argument("--port", type=int, default=8080)

@@ -56,6 +56,8 @@ class ConfigView:
         self.applied: dict[int, int] = {}
         self.ready = asyncio.Event()
         self.loaded_at_ready: int | None = None
+        self._partitions: list[int] = []
+        self._producer: AIOKafkaProducer | None = None
         self._caught_up = asyncio.Condition()
 
     # -- reads -------------------------------------------------------------------------------
@@ -79,6 +81,19 @@ class ConfigView:
             await asyncio.wait_for(_wait(), timeout)
         except TimeoutError:
             return False
+        return True
+
+    async def sync(self, timeout: float = 10.0) -> bool:
+        """Wait until everything written to the topic before this call is applied.
+
+        Writes a barrier marker to every partition and waits to read past them, so a reader on
+        any worker sees every write acknowledged before it asked (read-your-write).
+        """
+        await self.ready.wait()
+        barrier = await self._write_barrier(self._partitions)
+        for partition, offset in barrier.items():
+            if not await self.wait_applied(partition, offset, timeout):
+                return False
         return True
 
     # -- writes (from the topic only) --------------------------------------------------------
@@ -116,7 +131,7 @@ class ConfigView:
         )
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer)
+            partitions = self._partitions = await self._find_partitions(consumer)
             tps = [TopicPartition(self._topic, p) for p in partitions]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
@@ -134,6 +149,10 @@ class ConfigView:
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
+            if self._producer is not None:
+                with contextlib.suppress(Exception):
+                    await self._producer.stop()
+                self._producer = None
 
     async def _apply_batches(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         if not batches:
@@ -146,7 +165,7 @@ class ConfigView:
         async with self._caught_up:
             self._caught_up.notify_all()
 
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[int]:
+    async def _find_partitions(self, consumer: AIOKafkaConsumer) -> list[int]:
         for _ in range(50):
             await consumer.topics()  # refresh metadata
             partitions = consumer.partitions_for_topic(self._topic)
@@ -157,21 +176,22 @@ class ConfigView:
 
     async def _write_barrier(self, partitions: list[int]) -> dict[int, int]:
         """Write one marker per partition; return the offset each was written at."""
-        producer = AIOKafkaProducer(bootstrap_servers=self._settings.bootstrap_servers, acks="all")
-        await producer.start()
-        try:
-            token = uuid.uuid4().hex.encode()
-            sent = [
-                await producer.send(
-                    self._topic,
-                    key=f"{BARRIER_KEY_PREFIX}{p}".encode(),
-                    value=b'{"barrier":"' + token + b'"}',
-                    partition=p,
-                    headers=[(BARRIER_HEADER, token)],
-                )
-                for p in partitions
-            ]
-            metadata = await asyncio.gather(*sent)
-            return {m.partition: m.offset for m in metadata}
-        finally:
-            await producer.stop()
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self._settings.bootstrap_servers, acks="all"
+            )
+            await self._producer.start()
+        producer = self._producer
+        token = uuid.uuid4().hex.encode()
+        sent = [
+            await producer.send(
+                self._topic,
+                key=f"{BARRIER_KEY_PREFIX}{p}".encode(),
+                value=b'{"barrier":"' + token + b'"}',
+                partition=p,
+                headers=[(BARRIER_HEADER, token)],
+            )
+            for p in partitions
+        ]
+        metadata = await asyncio.gather(*sent)
+        return {m.partition: m.offset for m in metadata}

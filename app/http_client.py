@@ -25,6 +25,7 @@ from app.errors import UrlRejectedError
 from app.events import EventName
 from app.records import RESPONSE_BODY_CAP, AttemptResult
 from app.signing import sign
+from app.tracking import TOKEN_HEADER, TrackingClaims, issue_token
 from app.url_policy import UrlPolicy, check_url, forbidden_address_reason
 from app.webhook_config import WebhookConfig, signing_key
 
@@ -62,6 +63,8 @@ class AttemptOutcome:
     result: AttemptResult
     response_body: str | None
     response_headers: dict[str, str]
+    request: EncodedRequest | None = None
+    request_headers: dict[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -75,6 +78,7 @@ def build_request(
     delivery_id: str,
     attempt: int,
     now: int,
+    tracking_token: str | None = None,
 ) -> tuple[EncodedRequest, dict[str, str]]:
     """The request and headers of one attempt (pure; the signature is over this attempt's time)."""
     url = webhook.url_for(event)
@@ -94,6 +98,8 @@ def build_request(
         headers["webhook-signature"] = sign(
             signing_key(webhook.secret), delivery_id, now, request.signed
         )
+    if tracking_token is not None:
+        headers[TOKEN_HEADER] = tracking_token
     if webhook.auth is not None:
         auth = aiohttp.BasicAuth(webhook.auth.username, webhook.auth.password.get_secret_value())
         headers["authorization"] = auth.encode()
@@ -109,9 +115,13 @@ class DeliveryClient:
         timeout: float,
         max_connections: int = 0,
         resolver: AbstractResolver | None = None,
+        tracking_key: bytes | None = None,
+        tracking_ttl: float = 30 * 24 * 3600.0,
     ) -> None:
         self._policy = policy
         self._resolver = resolver
+        self._tracking_key = tracking_key
+        self._tracking_ttl = tracking_ttl
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -142,14 +152,22 @@ class DeliveryClient:
         delivery_id: str,
         attempt: int,
         read_body: bool | None = None,
+        message: dict[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> AttemptOutcome:
-        """Send one attempt; a refused URL, timeout or connection error becomes ``error``."""
+        """Send one attempt; a refused URL, timeout or connection error becomes ``error``.
+
+        ``message`` (the seed message fields) makes a feedback token when the webhook tracks.
+        """
         started = time.time()
         clock = time.perf_counter()
         url = webhook.url_for(event) or ""
+        request: EncodedRequest | None = None
+        headers: dict[str, str] | None = None
         try:
+            token = self._token(webhook, delivery_id, message, started)
             request, headers = build_request(
-                webhook, event, payload, delivery_id, attempt, int(started)
+                webhook, event, payload, delivery_id, attempt, int(started), token
             )
             url = request.url
             check_url(url, self._policy)
@@ -160,6 +178,7 @@ class DeliveryClient:
                 data=request.body,
                 headers=headers,
                 allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout,
             ) as response:
                 body = None
                 if webhook.log_response_body if read_body is None else read_body:
@@ -171,7 +190,7 @@ class DeliveryClient:
                     duration_ms=(time.perf_counter() - clock) * 1000,
                     at=started,
                 )
-                return AttemptOutcome(result, body, dict(response.headers))
+                return AttemptOutcome(result, body, dict(response.headers), request, headers)
         except (UrlRejectedError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             result = AttemptResult(
                 attempt=attempt,
@@ -180,7 +199,25 @@ class DeliveryClient:
                 duration_ms=(time.perf_counter() - clock) * 1000,
                 at=started,
             )
-            return AttemptOutcome(result, None, {})
+            return AttemptOutcome(result, None, {}, request, headers)
+
+    def _token(
+        self,
+        webhook: WebhookConfig,
+        delivery_id: str,
+        message: dict[str, Any] | None,
+        now: float,
+    ) -> str | None:
+        if not webhook.tracking or message is None or self._tracking_key is None:
+            return None
+        claims = TrackingClaims(
+            account_id=webhook.account_id,
+            webhook_id=webhook.id,
+            delivery_id=delivery_id,
+            message=message,
+            exp=now + self._tracking_ttl,
+        )
+        return issue_token(self._tracking_key, claims)
 
 
 async def read_capped(response: aiohttp.ClientResponse) -> str:
@@ -202,6 +239,8 @@ def describe_error(exc: BaseException) -> str:
         return f"refused: {exc}"
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "timeout: no response within the request timeout"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return f"tls: {exc}"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return f"dns: {exc.os_error}"
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -18,6 +18,7 @@ from app.errors import InvalidInputError, describe_validation_error
 from app.events import EVENT_MODELS, EventBase, EventFamily, canonical_event_name
 from app.payload import custom_payload, standard_payload
 from app.records import DeliveryJob, SourceRef
+from app.tracking import message_of
 from app.webhook_config import WebhookConfig
 
 
@@ -102,6 +103,7 @@ def jobs_for_event(
                 payload=payload,
                 created_at=now,
                 source=source,
+                message=message_of(document) if webhook.tracking else None,
             )
         )
     return jobs

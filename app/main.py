@@ -36,3 +36,5 @@ app = faust.App(
 # Registration side effects: agents and web pages attach themselves to ``app``.
 from app import web  # noqa: E402, F401
 from app.agents import deliver, ingest, webhooks  # noqa: E402, F401
+from app.api import logs, track  # noqa: E402, F401
+from app.api import webhooks as webhooks_api  # noqa: E402, F401

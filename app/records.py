@@ -50,6 +50,9 @@ class DeliveryJob(_Record):
     payload: dict[str, Any] = Field(description="Standard or custom payload, in field order.")
     created_at: float = Field(description="Unix time the job was made (from the event).")
     source: SourceRef
+    message: dict[str, Any] | None = Field(
+        None, description="Seed message fields, for the feedback token of tracking webhooks."
+    )
 
 
 class DeliveryBatch(_Record):

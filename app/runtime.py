@@ -20,6 +20,10 @@ config_view = ConfigView(settings, TopicCatalog.from_settings(settings).webhooks
 delivery_client = DeliveryClient(
     UrlPolicy(settings.allow_http, settings.allow_private_networks),
     timeout=settings.request_timeout,
+    tracking_key=(
+        settings.tracking_secret.get_secret_value().encode() if settings.tracking_secret else None
+    ),
+    tracking_ttl=settings.tracking_token_ttl,
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
@@ -55,6 +55,22 @@ class Settings(BaseSettings):
     )
     data_dir: str = Field(
         "hookstream-data", description="Faust's state directory (hookstream keeps no tables)."
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin API; unset = the admin API refuses all."
+    )
+    tracking_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs x-hookstream-token feedback tokens; the same on every worker.",
+    )
+    tracking_token_ttl: float = Field(
+        30 * 24 * 3600.0, gt=0, description="Seconds a feedback token stays valid."
+    )
+    log_scan_records: int = Field(
+        100_000,
+        ge=100,
+        description="How many of the newest records per partition the attempt log and "
+        "dead-letter listings read.",
     )
     web_host: str = Field("127.0.0.1", description="Address the worker's web server binds to.")
 

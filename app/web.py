@@ -1,4 +1,4 @@
-"""The worker's web pages: ``GET /health`` (no token): 200 when ready, 503 while loading.
+"""The worker's own pages: ``GET /health`` (200 ready, 503 loading) and ``GET /metrics``.
 
 The body also reports how far the config view has read ``webhooks`` (next offset per
 partition), which lets a writer wait until its config is in force on this worker.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from faust.web import Request, Response, View
 
+from app import metrics
 from app.main import app
 from app.runtime import config_view
 
@@ -23,3 +24,12 @@ class Health(View):
             "webhooks_applied": {str(p): o for p, o in sorted(config_view.applied.items())},
         }
         return self.json(body, status=200 if ready else 503)
+
+
+@app.page("/metrics")
+class Metrics(View):
+    """Prometheus text format; no token, like /health (it holds no secrets)."""
+
+    async def get(self, request: Request) -> Response:
+        metrics.webhooks.set(len(config_view))
+        return self.bytes(metrics.render(), content_type="text/plain; version=0.0.4")

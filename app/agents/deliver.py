@@ -19,7 +19,7 @@ import orjson
 from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
-from app import channels
+from app import channels, metrics
 from app.agents.reporting import report_invalid
 from app.main import app, settings
 from app.records import (
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 async def _dead_letter(
     job: DeliveryJob, history: list[AttemptResult], reason: str, stage: str
 ) -> None:
+    metrics.dead_letters.labels(stage).inc()
     letter = DeadLetter(job=job, history=history, reason=reason, stage=stage, failed_at=time.time())
     await (
         await channels.deliveries_failed.send(key=job.webhook_id.encode(), value=letter.to_bytes())
@@ -65,15 +66,18 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
         return
     attempt = len(history) + 1
     outcome = await delivery_client.attempt(
-        webhook, job.event, job.payload, job.delivery_id, attempt
+        webhook, job.event, job.payload, job.delivery_id, attempt, message=job.message
     )
     history = [*history, outcome.result]
+    metrics.attempt_duration.observe(outcome.result.duration_ms / 1000)
     if outcome.ok:
         routed = Outcome.DELIVERED
+        metrics.delivery_latency.observe(max(0.0, time.time() - job.created_at))
     else:
         step = next_step(len(history), settings.retry_delays, time.time())
         if step.tier is not None and step.due_at is not None:
             routed = Outcome.RETRY
+            metrics.retries.labels(str(step.tier)).inc()
             retry = RetryJob(job=job, history=history, tier=step.tier, due_at=step.due_at)
             await (
                 await channels.retry_tiers[step.tier].send(
@@ -86,6 +90,7 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
             await _dead_letter(
                 job, history, f"gave up after {attempt} attempts; last: {last}", stage
             )
+    metrics.deliveries.labels(routed.value, metrics.status_class(outcome.result.status)).inc()
     record = AttemptRecord(
         webhook_id=job.webhook_id,
         account_id=job.account_id,

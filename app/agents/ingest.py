@@ -11,7 +11,7 @@ import time
 
 from faust.types import StreamT
 
-from app import channels
+from app import channels, metrics
 from app.agents.reporting import report_invalid
 from app.errors import InvalidInputError
 from app.join import jobs_for_event, parse_event
@@ -20,6 +20,11 @@ from app.records import DeliveryBatch, SourceRef
 from app.runtime import config_view
 
 log = logging.getLogger(__name__)
+
+
+def _family(topic: str) -> str:
+    family = channels.FAMILY_BY_TOPIC.get(topic)
+    return family.value if family is not None else "unknown"
 
 
 @app.agent(channels.events, name="hookstream.ingest", concurrency=settings.delivery_concurrency)
@@ -37,6 +42,7 @@ async def ingest(stream: StreamT[bytes]) -> None:
                 parsed, document, config_view.for_account(parsed.account_id), source, time.time()
             )
         except InvalidInputError as exc:
+            metrics.events_in.labels(_family(message.topic), "invalid").inc()
             await report_invalid(event, str(exc), stage="ingest")
             continue
         except Exception as exc:  # a bug must not stop the agent or lose the event
@@ -45,6 +51,7 @@ async def ingest(stream: StreamT[bytes]) -> None:
             )
             await report_invalid(event, f"internal error: {type(exc).__name__}: {exc}", "ingest")
             continue
+        metrics.events_in.labels(family.value, "valid").inc()
         if jobs:
             batch = DeliveryBatch(jobs=jobs)
             await (await channels.deliveries.send(key=message.key, value=batch.to_bytes()))

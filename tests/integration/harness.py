@@ -159,6 +159,7 @@ class Kafka:
     async def close(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
+            self._producer = None
 
     async def send(
         self, topic: str, value: bytes | None, key: bytes | None = None
@@ -243,6 +244,7 @@ class Receiver:
         self.requests: list[Received] = []
         self._scripts: dict[str, list[int]] = {}
         self.bodies: dict[str, bytes] = {}
+        self.delays: dict[str, float] = {}  # a slow endpoint: seconds before it answers
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -264,6 +266,8 @@ class Receiver:
                 at=time.time(),
             )
         )
+        if request.path in self.delays:
+            await asyncio.sleep(self.delays[request.path])
         statuses = self._scripts.get(request.path)
         status = statuses.pop(0) if statuses else 200
         body = self.bodies.get(request.path, f"answered {status}".encode())

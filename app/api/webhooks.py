@@ -1,0 +1,194 @@
+"""``/api/webhooks``: create, list, read, replace, patch, delete, and test connection.
+
+Writes go to the ``webhooks`` topic (the source of truth); a response comes only once the
+write is acknowledged and applied to this worker's view. Reads first sync the view with the
+topic (a barrier), so a GET on any worker sees every write acknowledged before it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from faust.web import Request, Response, View
+from pydantic import ValidationError
+
+from app import channels
+from app.api.common import ApiError, api, json_body, parse_body, unprocessable
+from app.api.models import TestIn, TestOut, WebhookOut, merge_patch, merge_put
+from app.errors import InvalidInputError
+from app.events import EVENT_MODELS
+from app.join import parse_event
+from app.main import app, settings
+from app.payload import custom_payload, standard_payload
+from app.runtime import config_view, delivery_client
+from app.samples import sample_event
+from app.tracking import message_of
+from app.url_policy import UrlPolicy
+from app.webhook_config import WebhookConfig
+
+_policy = UrlPolicy(settings.allow_http, settings.allow_private_networks)
+_APPLY_TIMEOUT = 15.0
+
+
+def _validate(document: Any) -> WebhookConfig:
+    if not isinstance(document, dict):
+        raise ApiError(422, "body must be a JSON object")
+    try:
+        return WebhookConfig.model_validate(document, context={"url_policy": _policy})
+    except ValidationError as exc:
+        raise unprocessable(exc) from None
+
+
+async def _write(key: str, value: bytes | None) -> None:
+    metadata = await (await channels.webhooks.send(key=key.encode(), value=value))
+    if not await config_view.wait_applied(metadata.partition, metadata.offset, _APPLY_TIMEOUT):
+        raise ApiError(503, "write acknowledged but not yet applied; retry the read later")
+
+
+async def _current(webhook_id: str) -> WebhookConfig:
+    if not await config_view.sync(_APPLY_TIMEOUT):
+        raise ApiError(503, "config view is behind the webhooks topic; try again")
+    config = config_view.get(webhook_id)
+    if config is None:
+        raise ApiError(404, f"webhook {webhook_id!r} not found")
+    return config
+
+
+def _out(config: WebhookConfig, status: int, view: View) -> Response:
+    return view.json(WebhookOut.of(config).model_dump(mode="json"), status=status)
+
+
+# Registered before /api/webhooks/{webhook_id} for readability; methods do not overlap anyway.
+@app.page("/api/webhooks/test")
+class TestUnsaved(View):
+    @api()
+    async def post(self, request: Request) -> Response:
+        body = await parse_body(request, TestIn)
+        if body.config is None:
+            raise ApiError(422, "config: required to test an unsaved webhook")
+        document = {"id": f"test_{uuid.uuid4().hex[:12]}", **body.config}
+        return self.json(await _test(_validate(document), body))
+
+
+@app.page("/api/webhooks")
+class WebhookCollection(View):
+    @api()
+    async def get(self, request: Request) -> Response:
+        account_id = request.query.get("account_id")
+        if not account_id:
+            raise ApiError(422, "account_id: query parameter required")
+        if not await config_view.sync(_APPLY_TIMEOUT):
+            raise ApiError(503, "config view is behind the webhooks topic; try again")
+        hooks = sorted(config_view.for_account(account_id), key=lambda c: c.id)
+        return self.json({"webhooks": [WebhookOut.of(c).model_dump(mode="json") for c in hooks]})
+
+    @api()
+    async def post(self, request: Request) -> Response:
+        document = await json_body(request)
+        if isinstance(document, dict):
+            document.setdefault("id", f"wh_{uuid.uuid4().hex[:20]}")
+            document = merge_put(document, None)
+        config = _validate(document)
+        if not await config_view.sync(_APPLY_TIMEOUT):
+            raise ApiError(503, "config view is behind the webhooks topic; try again")
+        if config_view.get(config.id) is not None:
+            raise ApiError(409, f"webhook {config.id!r} exists; use PUT or PATCH")
+        await _write(config.id, _wire(config))
+        return _out(config, 201, self)
+
+
+@app.page("/api/webhooks/{webhook_id}")
+class WebhookItem(View):
+    @api()
+    async def get(self, request: Request, webhook_id: str) -> Response:
+        return _out(await _current(webhook_id), 200, self)
+
+    @api()
+    async def put(self, request: Request, webhook_id: str) -> Response:
+        document = await json_body(request)
+        current = await _current(webhook_id)
+        if isinstance(document, dict):
+            document = merge_put({**document, "id": webhook_id}, current)
+        config = _validate(document)
+        await _write(webhook_id, _wire(config))
+        return _out(config, 200, self)
+
+    @api()
+    async def patch(self, request: Request, webhook_id: str) -> Response:
+        document = await json_body(request)
+        current = await _current(webhook_id)
+        if not isinstance(document, dict):
+            raise ApiError(422, "body must be a JSON object")
+        config = _validate(merge_patch({**document, "id": webhook_id}, current))
+        await _write(webhook_id, _wire(config))
+        return _out(config, 200, self)
+
+    @api()
+    async def delete(self, request: Request, webhook_id: str) -> Response:
+        await _current(webhook_id)
+        await _write(webhook_id, None)
+        return self.json({"deleted": webhook_id})
+
+
+@app.page("/api/webhooks/{webhook_id}/test")
+class TestSaved(View):
+    @api()
+    async def post(self, request: Request, webhook_id: str) -> Response:
+        body = await parse_body(request, TestIn)
+        if body.config is not None:
+            raise ApiError(422, "config: not allowed here; test an unsaved config at /test")
+        return self.json(await _test(await _current(webhook_id), body))
+
+
+def _wire(config: WebhookConfig) -> bytes:
+    return orjson.dumps(config.to_wire())
+
+
+async def _test(config: WebhookConfig, body: TestIn) -> dict[str, Any]:
+    """Send one real request exactly as the pipeline would, with a sample event."""
+    document = (
+        body.sample if body.sample is not None else sample_event(body.event, config.account_id)
+    )
+    document = {**document, "account_id": config.account_id}
+    family = EVENT_MODELS[body.event].family
+    try:
+        event, parsed = parse_event(orjson.dumps(document), family)
+    except InvalidInputError as exc:
+        raise ApiError(422, f"sample: {exc}") from None
+    payload = (
+        custom_payload(parsed, config.custom_payload)
+        if config.custom_payload is not None
+        else standard_payload(event)
+    )
+    timeout = min(body.timeout or settings.request_timeout, settings.request_timeout)
+    outcome = await delivery_client.attempt(
+        config,
+        event.event_name,
+        payload,
+        f"msg_test_{uuid.uuid4().hex}",
+        attempt=1,
+        read_body=True,
+        message=message_of(parsed),
+        timeout=timeout,
+    )
+    sent_headers = {
+        k: ("***" if k == "authorization" else v)
+        for k, v in (outcome.request_headers or {}).items()
+    }
+    request = outcome.request
+    return TestOut(
+        ok=outcome.ok,
+        status=outcome.result.status,
+        error=outcome.result.error,
+        duration_ms=outcome.result.duration_ms,
+        url=outcome.result.url,
+        request={
+            "method": request.method if request else config.method.value,
+            "headers": sent_headers,
+            "body": request.body.decode("utf-8", "replace") if request and request.body else None,
+        },
+        response_headers=outcome.response_headers,
+        response_body=outcome.response_body,
+    ).model_dump(mode="json")

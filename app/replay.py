@@ -1,0 +1,73 @@
+"""Listing and replaying dead letters (API ``/api/failed`` and ``hookstream replay``).
+
+A replay puts the dead letter's job back on ``deliveries`` untouched, so it keeps its delivery
+id (receivers that already got it can drop it) and starts again with a fresh retry budget.
+A delivery id that failed more than once is replayed once, from its newest dead letter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+import orjson
+from pydantic import ValidationError
+
+from app.log_scan import scan_topic
+from app.records import DeadLetter, DeliveryBatch
+from app.settings import Settings
+from app.topics import TopicCatalog
+
+Send = Callable[[bytes, bytes], Awaitable[None]]
+
+
+def _decode_letter(key: bytes | None, value: bytes) -> DeadLetter | None:
+    try:
+        letter: DeadLetter = DeadLetter.from_bytes(value)
+    except (ValidationError, orjson.JSONDecodeError):
+        return None
+    return letter
+
+
+async def list_dead_letters(settings: Settings, webhook_id: str | None = None) -> list[DeadLetter]:
+    """Dead letters (newest first) among the newest records of ``deliveries.failed``."""
+    letters = await scan_topic(
+        settings.bootstrap_servers,
+        TopicCatalog.from_settings(settings).deliveries_failed,
+        _decode_letter,
+        settings.log_scan_records,
+    )
+    chosen = [x for x in letters if webhook_id is None or x.job.webhook_id == webhook_id]
+    return sorted(chosen, key=lambda x: x.failed_at, reverse=True)
+
+
+def select(
+    letters: Iterable[DeadLetter],
+    delivery_ids: list[str] | None,
+    webhook_id: str | None,
+    since: float | None,
+    until: float | None,
+) -> list[DeadLetter]:
+    """The letters matching every given criterion, one per delivery id (the newest)."""
+    wanted = set(delivery_ids) if delivery_ids is not None else None
+    newest: dict[str, DeadLetter] = {}
+    for letter in letters:
+        if wanted is not None and letter.job.delivery_id not in wanted:
+            continue
+        if webhook_id is not None and letter.job.webhook_id != webhook_id:
+            continue
+        if since is not None and letter.failed_at < since:
+            continue
+        if until is not None and letter.failed_at >= until:
+            continue
+        seen = newest.get(letter.job.delivery_id)
+        if seen is None or letter.failed_at > seen.failed_at:
+            newest[letter.job.delivery_id] = letter
+    return sorted(newest.values(), key=lambda x: x.failed_at)
+
+
+async def replay(letters: list[DeadLetter], send: Send) -> list[str]:
+    """Put each letter's job back on ``deliveries``; return the delivery ids."""
+    for letter in letters:
+        batch = DeliveryBatch(jobs=[letter.job])
+        await send(letter.job.webhook_id.encode(), batch.to_bytes())
+    return [letter.job.delivery_id for letter in letters]

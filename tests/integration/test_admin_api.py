@@ -1,0 +1,431 @@
+"""The admin API, test connection, attempt log, replay, metrics and feedback, on a real worker.
+
+Every route is driven through a real aiohttp client against the worker's web server.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from standardwebhooks import Webhook
+
+from app.embedded_broker import free_port
+from tests.integration.conftest import Pipeline, make_pipeline
+from tests.integration.harness import HOOKSTREAM, Receiver, unique, wait_until
+from tests.seed_bodies import input_event
+
+TOKEN = "admin-token-for-tests"
+SECRET = "whsec_" + base64.b64encode(b"admin-api-test-signing-key-32byt").decode()
+OTHER_SECRET = "whsec_" + base64.b64encode(b"a-rotated-signing-key-of-32bytes").decode()
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def api_pipeline(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    pipeline = make_pipeline(
+        broker,
+        tmp_path_factory.mktemp("api"),
+        HOOKSTREAM_ADMIN_TOKEN=TOKEN,
+        HOOKSTREAM_TRACKING_SECRET="tracking-key-for-tests",
+    )
+    pipeline.worker.start()
+    yield pipeline
+    pipeline.worker.stop()
+
+
+@pytest.fixture
+async def api(api_pipeline: Pipeline) -> AsyncIterator[Api]:
+    await api_pipeline.worker.wait_ready()
+    async with aiohttp.ClientSession() as session:
+        yield Api(session, f"http://127.0.0.1:{api_pipeline.worker.web_port}", api_pipeline)
+    await api_pipeline.kafka.close()
+
+
+class Api:
+    def __init__(self, session: aiohttp.ClientSession, base: str, pipeline: Pipeline) -> None:
+        self.session, self.base, self.pipeline = session, base, pipeline
+
+    async def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        async with self.session.request(
+            method, self.base + path, json=body, headers=AUTH if headers is None else headers
+        ) as response:
+            ctype = response.headers.get("Content-Type", "")
+            data = await response.json() if "json" in ctype else await response.text()
+            return response.status, data
+
+    async def send_event(self, name: str, account: str, **extra: Any) -> None:
+        family = "contacts" if name.startswith(("mailing", "contact")) else "messages"
+        await self.pipeline.kafka.send_json(
+            self.pipeline.catalog.name(f"events.{family}"),
+            input_event(name, account, **extra),
+            key=account,
+        )
+
+
+# -- auth -----------------------------------------------------------------------------------
+async def test_requests_without_the_token_are_refused(api: Api) -> None:
+    status, body = await api.call("GET", "/api/webhooks?account_id=a", headers={})
+    assert status == 401 and "bearer" in body["error"]
+    status, body = await api.call(
+        "GET", "/api/webhooks?account_id=a", headers={"Authorization": "Bearer wrong"}
+    )
+    assert status == 401 and body["error"] == "invalid bearer token"
+    status, body = await api.call("GET", "/health", headers={})
+    assert status == 200 and body["ready"] is True
+
+
+# -- CRUD -----------------------------------------------------------------------------------
+async def test_crud_round_trip_with_write_only_secrets_kept_on_blank(
+    api: Api, receiver: Receiver
+) -> None:
+    account = unique("acct_")
+    create = {
+        "account_id": account,
+        "name": "CRM",
+        "url": receiver.url("/crud"),
+        "secret": SECRET,
+        "auth": {"type": "basic", "username": "crm", "password": "pw-one"},
+    }
+    status, made = await api.call("POST", "/api/webhooks", create)
+    assert status == 201, made
+    hook_id = made["id"]
+    assert made["secret_set"] is True and made["auth"] == {
+        "type": "basic",
+        "username": "crm",
+        "password_set": True,
+    }
+    assert "secret" not in made and SECRET not in str(made) and "pw-one" not in str(made)
+
+    status, listed = await api.call("GET", f"/api/webhooks?account_id={account}")
+    assert status == 200 and [w["id"] for w in listed["webhooks"]] == [hook_id]
+    status, got = await api.call("GET", f"/api/webhooks/{hook_id}")
+    assert status == 200 and got == made
+
+    # PUT without secret / password keeps both (seed 004: blank keeps the current secret).
+    replace = {k: v for k, v in create.items() if k != "secret"}
+    replace["name"] = "CRM v2"
+    replace["auth"] = {"type": "basic", "username": "crm2"}
+    status, put = await api.call("PUT", f"/api/webhooks/{hook_id}", replace)
+    assert status == 200 and put["name"] == "CRM v2" and put["secret_set"] is True
+    await api.send_event("message sent", account)
+    [request] = await receiver.wait_for("/crud")
+    Webhook(SECRET).verify(request.body, request.headers)
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"crm2:pw-one").decode()
+
+    status, patched = await api.call("PATCH", f"/api/webhooks/{hook_id}", {"secret": OTHER_SECRET})
+    assert status == 200 and patched["secret_set"] is True and patched["name"] == "CRM v2"
+    await api.send_event("message sent", account)
+    second = (await receiver.wait_for("/crud", count=2))[1]
+    Webhook(OTHER_SECRET).verify(second.body, second.headers)
+
+    status, paused = await api.call("PATCH", f"/api/webhooks/{hook_id}", {"active": False})
+    assert status == 200 and paused["active"] is False and paused["secret_set"] is True
+
+    status, _ = await api.call("DELETE", f"/api/webhooks/{hook_id}")
+    assert status == 200
+    status, gone = await api.call("GET", f"/api/webhooks/{hook_id}")
+    assert status == 404 and hook_id in gone["error"]
+    status, _ = await api.call("POST", "/api/webhooks", {**create, "id": hook_id})
+    assert status == 201
+    status, _again = await api.call("POST", "/api/webhooks", {**create, "id": hook_id})
+    assert status == 409
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"url": "ftp://x.example/"}, "url", "scheme"),
+        ({"events": ["message exploded"]}, "events", "unknown event name"),
+        (
+            {"method": "GET", "auth": {"type": "basic", "username": "u", "password": "p"}},
+            "body",
+            "POST only",
+        ),
+        ({"secret": "not-whsec"}, "secret", "whsec_"),
+        ({"custom_payload": [{"field": "f", "path": ""}]}, "custom_payload", "at least 1"),
+        ({"content_type": "xml"}, "content_type", "json"),
+    ],
+)
+async def test_validation_errors_are_422_with_the_field_and_reason(
+    api: Api, body: dict[str, Any], field: str, reason: str
+) -> None:
+    document = {"account_id": "a", "url": "https://hooks.example.com/x", **body}
+    status, answer = await api.call("POST", "/api/webhooks", document)
+    assert status == 422, answer
+    assert any(e["field"].startswith(field) and reason in e["reason"] for e in answer["errors"]), (
+        answer
+    )
+    assert "not-whsec" not in str(answer)
+
+
+async def test_malformed_bodies_are_4xx(api: Api) -> None:
+    async with api.session.post(
+        api.base + "/api/webhooks", data=b"{nope", headers=AUTH
+    ) as response:
+        assert response.status == 400 and "not JSON" in (await response.json())["error"]
+    status, answer = await api.call("GET", "/api/webhooks")
+    assert status == 422 and "account_id" in answer["error"]
+    status, answer = await api.call("GET", "/api/webhooks/nope/attempts?limit=0")
+    assert status == 422
+
+
+# -- test connection ------------------------------------------------------------------------
+async def test_test_connection_of_an_unsaved_config(api: Api, receiver: Receiver) -> None:
+    config = {"account_id": "a", "url": receiver.url("/probe"), "secret": SECRET}
+    status, result = await api.call("POST", "/api/webhooks/test", {"config": config})
+    assert status == 200 and result["ok"] is True and result["status"] == 200
+    assert result["response_body"] == "answered 200"
+    [request] = receiver.at("/probe")
+    assert Webhook(SECRET).verify(request.body, request.headers)["event"] == "message sent"
+    assert result["request"]["body"] == request.body.decode()
+
+    receiver.script("/broken", [500])
+    config["url"] = receiver.url("/broken")
+    status, result = await api.call(
+        "POST", "/api/webhooks/test", {"config": config, "event": "contact subscribes"}
+    )
+    assert status == 200 and result["ok"] is False and result["status"] == 500
+
+    config["url"] = f"http://127.0.0.1:{free_port()}/refused"
+    status, result = await api.call("POST", "/api/webhooks/test", {"config": config})
+    assert result["ok"] is False and result["status"] is None
+    assert result["error"].startswith("connection")
+
+    receiver.delays["/slow"] = 5
+    config["url"] = receiver.url("/slow")
+    status, result = await api.call(
+        "POST", "/api/webhooks/test", {"config": config, "timeout": 0.5}
+    )
+    assert result["ok"] is False and result["error"].startswith("timeout")
+
+    status, result = await api.call("POST", "/api/webhooks/test", {"config": {"url": "x"}})
+    assert status == 422
+
+
+async def test_test_connection_of_a_saved_webhook_with_an_edited_sample(
+    api: Api, receiver: Receiver
+) -> None:
+    status, made = await api.call(
+        "POST",
+        "/api/webhooks",
+        {"account_id": unique("acct_"), "url": receiver.url("/saved"), "secret": SECRET},
+    )
+    sample = input_event("message clicked", "ignored", click_url="https://edited.example/")
+    status, result = await api.call(
+        "POST", f"/api/webhooks/{made['id']}/test", {"event": "message clicked", "sample": sample}
+    )
+    assert status == 200 and result["ok"] is True
+    [request] = receiver.at("/saved")
+    body = Webhook(SECRET).verify(request.body, request.headers)
+    assert body["click_url"] == "https://edited.example/"
+    status, result = await api.call(
+        "POST", f"/api/webhooks/{made['id']}/test", {"event": "message clicked", "sample": {}}
+    )
+    assert status == 422 and "sample" in result["error"]
+
+
+# -- attempt log, dead letters, replay ------------------------------------------------------
+async def test_attempts_are_listed_newest_first(api: Api, receiver: Receiver) -> None:
+    account = unique("acct_")
+    _, made = await api.call(
+        "POST", "/api/webhooks", {"account_id": account, "url": receiver.url("/log")}
+    )
+    for _ in range(3):
+        await api.send_event("message sent", account)
+    await receiver.wait_for("/log", count=3)
+
+    async def three() -> Any:
+        _status, body = await api.call("GET", f"/api/webhooks/{made['id']}/attempts?limit=10")
+        return body["attempts"] if len(body["attempts"]) == 3 else None
+
+    attempts = await wait_until(three, 30, "three attempts in the log")
+    times = [a["result"]["at"] for a in attempts]
+    assert times == sorted(times, reverse=True)
+    assert {a["outcome"] for a in attempts} == {"delivered"}
+    _status, limited = await api.call("GET", f"/api/webhooks/{made['id']}/attempts?limit=2")
+    assert len(limited["attempts"]) == 2
+
+
+async def test_a_dead_letter_is_replayed_and_delivered_once_the_receiver_recovers(
+    api: Api, receiver: Receiver
+) -> None:
+    account = unique("acct_")
+    receiver.script("/down", [503] * 4)
+    status, made = await api.call(
+        "POST", "/api/webhooks", {"account_id": account, "url": receiver.url("/down")}
+    )
+    await api.send_event("delivery bounce", account)
+
+    async def dead() -> Any:
+        _status, body = await api.call("GET", f"/api/failed?webhook_id={made['id']}")
+        return body["failed"]
+
+    [letter] = await wait_until(dead, 30, "the dead letter")
+    delivery_id = letter["job"]["delivery_id"]
+    assert len(receiver.at("/down")) == 4
+
+    status, result = await api.call("POST", "/api/failed/replay", {"delivery_ids": [delivery_id]})
+    assert status == 200 and result["replayed"] == [delivery_id]
+    requests = await receiver.wait_for("/down", count=5)
+    assert requests[-1].headers["webhook-id"] == delivery_id
+    status, result = await api.call("POST", "/api/failed/replay", {})
+    assert status == 422
+
+    # The CLI replays the same dead letters (by webhook) with the same delivery id.
+    env = api.pipeline.worker.env
+    listed = subprocess.run(
+        [HOOKSTREAM, "replay", "--webhook-id", made["id"], "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"would replay 1 delivery(ies)\n  {delivery_id}" in listed.stdout
+    subprocess.run([HOOKSTREAM, "replay", "--webhook-id", made["id"]], env=env, check=True)
+    requests = await receiver.wait_for("/down", count=6)
+    assert requests[-1].headers["webhook-id"] == delivery_id
+
+
+# -- metrics --------------------------------------------------------------------------------
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_parse_and_move(api: Api, receiver: Receiver) -> None:
+    status, before_text = await api.call("GET", "/metrics", headers={})
+    assert status == 200
+    before = _samples(before_text)
+    account = unique("acct_")
+    await api.call("POST", "/api/webhooks", {"account_id": account, "url": receiver.url("/m")})
+    await api.send_event("message sent", account)
+    await receiver.wait_for("/m")
+
+    key = ("hookstream_deliveries_total", (("outcome", "delivered"), ("status_class", "2xx")))
+    events = ("hookstream_events_total", (("family", "messages"), ("result", "valid")))
+
+    async def moved() -> bool:
+        _status, text = await api.call("GET", "/metrics", headers={})
+        after = _samples(text)
+        return after.get(key, 0) > before.get(key, 0) and after[events] > before.get(events, 0)
+
+    await wait_until(moved, 20, "delivery counters to move")
+    status, text = await api.call("GET", "/metrics", headers={})
+    names = {name for name, _ in _samples(text)}
+    assert "hookstream_delivery_latency_seconds_bucket" in names
+    assert "hookstream_webhooks" in names
+
+
+# -- feedback (seed 000) --------------------------------------------------------------------
+async def test_tracking_round_trip_fires_webhooks_subscribed_to_opens_and_clicks(
+    api: Api, receiver: Receiver
+) -> None:
+    account = unique("acct_")
+    await api.call(
+        "POST",
+        "/api/webhooks",
+        {
+            "account_id": account,
+            "url": receiver.url("/conn"),
+            "tracking": True,
+            "events": ["message sent"],
+        },
+    )
+    await api.call(
+        "POST",
+        "/api/webhooks",
+        {
+            "account_id": account,
+            "url": receiver.url("/engagement"),
+            "events": ["message open", "message clicked"],
+        },
+    )
+    await api.send_event("message sent", account)
+    [sent] = await receiver.wait_for("/conn")
+    token = sent.headers["x-hookstream-token"]
+
+    status, body = await api.call(
+        "POST", f"/track/{account}", {"token": token, "action": "open"}, headers={}
+    )
+    assert status == 202, body
+    [opened] = await receiver.wait_for("/engagement")
+    payload = opened.json()
+    assert payload["event"] == "message open"
+    assert payload["message_uid"] == "0123456789_012_012_01234" and payload["message_id"] == 4
+
+    async with api.session.post(
+        f"{api.base}/track/{account}",
+        data={"token": token, "action": "click", "url": "https://shop.example/p/1"},
+    ) as response:
+        assert response.status == 202
+    clicks = await receiver.wait_for("/engagement", count=2)
+    assert clicks[1].json()["event"] == "message clicked"
+    assert clicks[1].json()["click_url"] == "https://shop.example/p/1"
+
+    body_part, _, signature = token.partition(".")
+    forged = body_part[:-2] + ("AA" if body_part[-2:] != "AA" else "BB") + "." + signature
+    for bad, expected in [
+        ({"token": forged, "action": "open"}, 401),
+        ({"token": "garbage", "action": "open"}, 401),
+        ({"token": token, "action": "explode"}, 422),
+    ]:
+        status, answer = await api.call("POST", f"/track/{account}", bad, headers={})
+        assert status == expected, answer
+    status, answer = await api.call(
+        "POST", f"/track/{unique('acct_')}", {"token": token, "action": "open"}, headers={}
+    )
+    assert status == 403 and "another account" in answer["error"]
+
+
+# -- the default (strict) URL policy --------------------------------------------------------
+@pytest.fixture(scope="module")
+def strict_pipeline(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """A worker with the production defaults: https only, no private addresses."""
+    pipeline = make_pipeline(
+        broker,
+        tmp_path_factory.mktemp("strict"),
+        HOOKSTREAM_ADMIN_TOKEN=TOKEN,
+        HOOKSTREAM_ALLOW_HTTP="false",
+        HOOKSTREAM_ALLOW_PRIVATE_NETWORKS="false",
+    )
+    pipeline.worker.start()
+    yield pipeline
+    pipeline.worker.stop()
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://hooks.example.com/x", "must use https"),
+        ("https://127.0.0.1/x", "loopback"),
+        ("https://10.0.0.8/x", "private-network"),
+        ("https://169.254.169.254/latest/meta-data", "link-local"),
+        ("https://[fd00::1]/x", "private-network"),
+        ("https://localhost:8443/x", "loopback host"),
+    ],
+)
+async def test_the_default_policy_refuses_http_and_private_addresses_with_422(
+    strict_pipeline: Pipeline, url: str, reason: str
+) -> None:
+    await strict_pipeline.worker.wait_ready()
+    base = f"http://127.0.0.1:{strict_pipeline.worker.web_port}"
+    async with aiohttp.ClientSession() as session:
+        for path, body in [
+            ("/api/webhooks", {"account_id": "a", "url": url}),
+            ("/api/webhooks/test", {"config": {"account_id": "a", "url": url}}),
+        ]:
+            async with session.post(base + path, json=body, headers=AUTH) as response:
+                answer = await response.json()
+                assert response.status == 422, answer
+                assert any(reason in e["reason"] for e in answer["errors"]), answer

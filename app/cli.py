@@ -102,6 +102,7 @@ def record_for(kind: str, line: bytes) -> tuple[bytes | None, bytes | None]:
 def cmd_produce(args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaProducer
 
+    from app.kafka_security import client_options
     from app.topics import EVENTS_CONTACTS, EVENTS_MESSAGES, WEBHOOKS, TopicCatalog
 
     settings = get_settings()
@@ -112,7 +113,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
     async def _produce() -> int:
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             acks="all",
             linger_ms=settings.producer_linger_ms,
         )
@@ -137,6 +138,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Put dead letters back on ``deliveries`` (same selection as POST /api/failed/replay)."""
     from aiokafka import AIOKafkaProducer
 
+    from app.kafka_security import client_options
     from app.replay import list_dead_letters, replay, select
     from app.topics import TopicCatalog
 
@@ -156,7 +158,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         if args.dry_run:
             return [x.job.delivery_id for x in letters]
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+        producer = AIOKafkaProducer(**client_options(settings), acks="all")
         await producer.start()
         try:
 

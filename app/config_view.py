@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from app.errors import InvalidInputError
+from app.kafka_security import client_options
 from app.settings import Settings
 from app.url_policy import UrlPolicy
 from app.webhook_config import WebhookConfig, parse_config_record
@@ -124,7 +125,7 @@ class ConfigView:
     async def run(self) -> None:
         """Load to the barrier, set ``ready``, then tail forever (cancel to stop)."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **client_options(self._settings),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -177,9 +178,7 @@ class ConfigView:
     async def _write_barrier(self, partitions: list[int]) -> dict[int, int]:
         """Write one marker per partition; return the offset each was written at."""
         if self._producer is None:
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=self._settings.bootstrap_servers, acks="all"
-            )
+            self._producer = AIOKafkaProducer(**client_options(self._settings), acks="all")
             await self._producer.start()
         producer = self._producer
         token = uuid.uuid4().hex.encode()

@@ -12,6 +12,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
+from app.kafka_security import client_options
 from app.settings import Settings
 from app.topics import TopicCatalog
 
@@ -22,7 +23,7 @@ async def wait_for_broker(settings: Settings, timeout: float = 30.0) -> None:
     """Return once the broker answers metadata requests; raise after ``timeout`` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        admin = AIOKafkaAdminClient(**client_options(settings))
         try:
             await admin.start()
             await admin.list_topics()
@@ -38,7 +39,7 @@ async def wait_for_broker(settings: Settings, timeout: float = 30.0) -> None:
 async def create_topics(settings: Settings) -> list[str]:
     """Create every missing topic of the catalog; return the names that were created."""
     catalog = TopicCatalog.from_settings(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -14,11 +14,14 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.kafka_security import client_options
+from app.settings import Settings
+
 T = TypeVar("T")
 
 
 async def scan_topic(
-    bootstrap_servers: list[str],
+    settings: Settings,
     topic: str,
     decode: Callable[[bytes | None, bytes], T | None],
     window: int,
@@ -28,7 +31,7 @@ async def scan_topic(
 
     The result is in no particular order; callers sort by their own time field.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     found: list[T] = []
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import faust
 
+from app.kafka_security import faust_credentials
 from app.settings import get_settings
 
 settings = get_settings()
@@ -16,6 +17,7 @@ settings = get_settings()
 app = faust.App(
     settings.app_id,
     broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+    broker_credentials=faust_credentials(settings),
     autodiscover=False,
     origin="app",
     topic_partitions=settings.partitions,

@@ -31,7 +31,7 @@ def _decode_letter(key: bytes | None, value: bytes) -> DeadLetter | None:
 async def list_dead_letters(settings: Settings, webhook_id: str | None = None) -> list[DeadLetter]:
     """Dead letters (newest first) among the newest records of ``deliveries.failed``."""
     letters = await scan_topic(
-        settings.bootstrap_servers,
+        settings,
         TopicCatalog.from_settings(settings).deliveries_failed,
         _decode_letter,
         settings.log_scan_records,

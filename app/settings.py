@@ -8,7 +8,7 @@ their settings through the same environment variables.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(
         5, ge=0, description="Producer linger; one-record batches are costly for the broker."
     )
+    ssl: bool = Field(False, description="Connect to the brokers over TLS (system CAs by default).")
+    ssl_ca_file: str | None = Field(None, description="CA bundle for the brokers' certificates.")
+    ssl_cert_file: str | None = Field(None, description="Client certificate (mutual TLS).")
+    ssl_key_file: str | None = Field(None, description="Client certificate's private key.")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism; unset = no SASL."
+    )
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
     data_dir: str = Field(
         "hookstream-data", description="Faust's state directory (hookstream keeps no tables)."
     )
@@ -88,6 +97,10 @@ class Settings(BaseSettings):
         if any(d < 0 for d in value):
             raise ValueError("retry delays must be >= 0 seconds")
         return value
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.ssl or any((self.ssl_ca_file, self.ssl_cert_file, self.ssl_key_file))
 
     @property
     def bootstrap_servers(self) -> list[str]:

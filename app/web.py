@@ -17,7 +17,11 @@ from app.runtime import config_view
 class Health(View):
     async def get(self, request: Request) -> Response:
         ready = config_view.ready.is_set()
+        assigned: dict[str, list[int]] = {}
+        for tp in app.consumer.assignment():
+            assigned.setdefault(tp.topic, []).append(tp.partition)
         body = {
+            "assigned": {topic: sorted(parts) for topic, parts in sorted(assigned.items())},
             "ready": ready,
             "webhooks": len(config_view),
             "webhooks_at_ready": config_view.loaded_at_ready,

@@ -45,7 +45,7 @@ class Attempts(View):
             return record
 
         records = await scan_topic(
-            settings.bootstrap_servers,
+            settings,
             channels.catalog.attempts,
             decode,
             settings.log_scan_records,

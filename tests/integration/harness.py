@@ -170,6 +170,15 @@ class Kafka:
     async def send_json(self, topic: str, value: Any, key: str | None = None) -> RecordMetadata:
         return await self.send(topic, orjson.dumps(value), key.encode() if key else None)
 
+    async def send_json_many(self, topic: str, items: list[tuple[str, Any]]) -> None:
+        """Produce (key, value) pairs pipelined, then wait for every acknowledgement."""
+        producer = await self.producer()
+        pending = [
+            await producer.send(topic, key=key.encode(), value=orjson.dumps(value))
+            for key, value in items
+        ]
+        await asyncio.gather(*pending)
+
     async def read(
         self,
         topic: str,

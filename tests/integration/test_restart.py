@@ -37,12 +37,16 @@ async def test_500_webhooks_made_in_one_burst_all_deliver_after_sigkill_and_rest
 
         worker.kill()
         # Events wait in the topic, so they are joined the moment the restarted view is ready.
-        for hook in hooks:
-            await kafka.send_json(
-                pipeline.catalog.events_messages,
-                input_event("message sent", hook["account_id"], event_id=f"evt_{hook['id']}"),
-                key=hook["account_id"],
-            )
+        await kafka.send_json_many(
+            pipeline.catalog.events_messages,
+            [
+                (
+                    h["account_id"],
+                    input_event("message sent", h["account_id"], event_id=f"evt_{h['id']}"),
+                )
+                for h in hooks
+            ],
+        )
         worker.start()
         health = await worker.wait_ready()
         assert health["webhooks_at_ready"] == WEBHOOKS
@@ -71,12 +75,13 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_duplicates_keep_th
         ]
         await kafka.put_webhooks(hooks, worker)
         events = 600
-        for n in range(events):
-            await kafka.send_json(
-                pipeline.catalog.events_messages,
-                input_event("message open", account, event_id=f"evt_{n}"),
-                key=f"{n}",
-            )
+        await kafka.send_json_many(
+            pipeline.catalog.events_messages,
+            [
+                (f"{n}", input_event("message open", account, event_id=f"evt_{n}"))
+                for n in range(events)
+            ],
+        )
         await wait_until(lambda: len(receiver.requests) >= 200, 60, "deliveries under way")
         worker.kill()
         worker.start()

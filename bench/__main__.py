@@ -1,0 +1,468 @@
+"""Run every benchmark scenario and print one line of figures each (``make bench``).
+
+Starts its own broker (embedded unless ``HOOKSTREAM_BROKER`` is set), a receiver process on
+loopback, and the workers under test; writes the figures to ``bench/results/<date>.json``.
+``BENCH_EVENTS`` (default 100000) scales the event counts for a quicker run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from app.embedded_broker import free_port, start_broker, wait_for_port
+
+ROOT = Path(__file__).resolve().parent
+HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")
+EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
+SECRET = "whsec_" + base64.b64encode(b"benchmark-signing-key-of-32bytes").decode()
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def message_event(account: str, n: int, now: float | None = None) -> bytes:
+    return orjson.dumps(
+        {
+            "event": "message sent",
+            "message_id": n,
+            "message_uid": f"bench_{n}",
+            "sending_type": "instant",
+            "name": f"t={now if now is not None else time.time()}",
+            "from": "sender@example.com",
+            "to": "recipient@example.com",
+            "account_id": account,
+            "event_id": f"e{n}",
+        }
+    )
+
+
+@dataclass
+class Bench:
+    broker: str
+    broker_pid: int | None
+    receiver_port: int
+    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    producer: AIOKafkaProducer | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+
+    # -- processes ------------------------------------------------------------------------
+    def spawn(self, args: list[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
+        out = open(ROOT / "results" / f"{log}.log.tmp", "wb")  # noqa: SIM115
+        child = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.children.append(child)
+        return child
+
+    def worker_env(self, prefix: str, app_id: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSTREAM_")}
+        env.update(
+            HOOKSTREAM_BROKER=f"kafka://{self.broker}",
+            HOOKSTREAM_TOPIC_PREFIX=prefix,
+            HOOKSTREAM_APP_ID=app_id,
+            HOOKSTREAM_ALLOW_HTTP="true",
+            HOOKSTREAM_ALLOW_PRIVATE_NETWORKS="true",
+            HOOKSTREAM_DATA_DIR=str(ROOT / "results" / f"data-{app_id}.tmp"),
+        )
+        return env
+
+    def start_worker(self, env: dict[str, str], name: str) -> tuple[subprocess.Popen[bytes], int]:
+        port = free_port()
+        child = self.spawn(
+            [HOOKSTREAM, "worker", "--web-port", str(port), "--loglevel", "warn"], env, name
+        )
+        return child, port
+
+    def stop(self, child: subprocess.Popen[bytes]) -> None:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+    # -- kafka and http -------------------------------------------------------------------
+    async def produce(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+        assert self.producer is not None
+        pending = [await self.producer.send(topic, key=k, value=v) for k, v in records]
+        await asyncio.gather(*pending)
+
+    async def health(self, port: int) -> dict[str, Any] | None:
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(
+                    f"http://127.0.0.1:{port}/health", timeout=aiohttp.ClientTimeout(total=2)
+                ) as response,
+            ):
+                return dict(await response.json()) if response.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    async def wait_ready(self, port: int, child: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + 120
+        while await self.health(port) is None:
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("worker did not become ready; see bench/results/*.log.tmp")
+            await asyncio.sleep(0.2)
+
+    async def put_webhooks(
+        self, prefix: str, hooks: list[dict[str, Any]], ports: list[int]
+    ) -> None:
+        assert self.producer is not None
+        pending = [
+            await self.producer.send(
+                f"{prefix}webhooks", key=h["id"].encode(), value=orjson.dumps(h)
+            )
+            for h in hooks
+        ]
+        offsets: dict[int, int] = {}
+        for meta in await asyncio.gather(*pending):
+            offsets[meta.partition] = max(offsets.get(meta.partition, -1), meta.offset)
+        for port in ports:
+            while True:
+                health = await self.health(port) or {"webhooks_applied": {}}
+                applied = {int(p): o for p, o in health["webhooks_applied"].items()}
+                if all(applied.get(p, 0) > o for p, o in offsets.items()):
+                    break
+                await asyncio.sleep(0.1)
+
+    async def stats(self, latencies: bool = False) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.receiver_port}/_stats" + (
+            "?latencies=1" if latencies else ""
+        )
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return dict(await response.json())
+
+    async def reset(self) -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"http://127.0.0.1:{self.receiver_port}/_reset"),
+        ):
+            pass
+
+    async def wait_count(self, count: int, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = await self.stats()
+            if stats["count"] >= count or time.monotonic() > deadline:
+                return stats
+            await asyncio.sleep(0.25)
+
+    def hooks(
+        self, tag: str, count: int, path: str = "/h", accounts: int | None = None
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": f"wh_{tag}_{i}",
+                "account_id": f"acct_{tag}_{i if accounts is None else i % accounts}",
+                "url": f"http://127.0.0.1:{self.receiver_port}{path}/{i}",
+                "secret": SECRET,
+            }
+            for i in range(count)
+        ]
+
+
+def report(name: str, line: str) -> None:
+    print(f"{name:<11} {line}", flush=True)
+
+
+async def throughput(
+    bench: Bench, prefix: str, ports: list[int], pids: list[int], tag: str
+) -> dict[str, Any]:
+    """N message events over 10 signed JSON webhooks, as fast as possible."""
+    hooks = bench.hooks(tag, 10)
+    await bench.put_webhooks(prefix, hooks, ports)
+    await bench.reset()
+    records = [
+        (str(n).encode(), message_event(hooks[n % 10]["account_id"], n)) for n in range(EVENTS)
+    ]
+    cpu0 = {pid: cpu_seconds(pid) for pid in pids}
+    broker0 = cpu_seconds(bench.broker_pid) if bench.broker_pid else 0.0
+    started = time.time()
+    await bench.produce(f"{prefix}events.messages", records)
+    stats = await bench.wait_count(EVENTS, 600)
+    elapsed = (stats["last"] or time.time()) - started
+    return {
+        "deliveries": stats["count"],
+        "seconds": round(elapsed, 2),
+        "deliveries_per_s": round(stats["count"] / elapsed, 1),
+        "worker_cpu_s": round(sum(cpu_seconds(p) - cpu0[p] for p in pids), 1),
+        "broker_cpu_s": round(cpu_seconds(bench.broker_pid) - broker0, 1)
+        if bench.broker_pid
+        else None,
+    }
+
+
+async def run(bench: Bench) -> None:
+    assert bench.producer is not None
+    results = bench.results
+    run_id = uuid.uuid4().hex[:6]
+
+    # 1. throughput, 2. latency, 4. isolation, 5. fan-out: one hookstream worker.
+    prefix, app_id = f"bench{run_id}.", f"bench-{run_id}"
+    env = bench.worker_env(prefix, app_id)
+    subprocess.run([HOOKSTREAM, "topics", "create"], env=env, check=True, capture_output=True)
+    worker, port = bench.start_worker(env, "worker")
+    await bench.wait_ready(port, worker)
+
+    one = results["throughput"] = await throughput(bench, prefix, [port], [worker.pid], "tp")
+    report(
+        "throughput",
+        f"{one['deliveries_per_s']:>8} deliveries/s  ({one['deliveries']} in {one['seconds']} s; "
+        f"worker {one['worker_cpu_s']} CPU-s, broker {one['broker_cpu_s']} CPU-s)",
+    )
+
+    hooks = bench.hooks("lat", 10)
+    await bench.put_webhooks(prefix, hooks, [port])
+    await bench.reset()
+    rate, seconds, n = 1000, 30, 0
+    start = time.time()
+    while (elapsed := time.time() - start) < seconds:
+        due = int(elapsed * rate) - n
+        if due > 0:
+            now = time.time()
+            await bench.produce(
+                f"{prefix}events.messages",
+                [
+                    (str(i).encode(), message_event(hooks[i % 10]["account_id"], i, now))
+                    for i in range(n, n + due)
+                ],
+            )
+            n += due
+        await asyncio.sleep(0.005)
+    stats = await bench.wait_count(n, 60)
+    stats = await bench.stats(latencies=True)
+    lat = sorted(stats["latencies"])
+    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
+    results["latency"] = {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "events": n,
+        "received": stats["count"],
+        "p50_ms": round(q[49] * 1000, 1),
+        "p95_ms": round(q[94] * 1000, 1),
+        "p99_ms": round(q[98] * 1000, 1),
+        "max_ms": round(lat[-1] * 1000, 1) if lat else None,
+    }
+    lr = results["latency"]
+    report(
+        "latency",
+        f"p50 {lr['p50_ms']} ms  p95 {lr['p95_ms']} ms  p99 {lr['p99_ms']} ms  max {lr['max_ms']} ms "
+        f"at {rate}/s for {seconds} s ({lr['received']}/{n} received)",
+    )
+
+    # 4. isolation: one of ten endpoints never answers.
+    hooks = bench.hooks("iso", 10)
+    hooks[0]["url"] = f"http://127.0.0.1:{bench.receiver_port}/hang/0"
+    await bench.put_webhooks(prefix, hooks, [port])
+    await bench.reset()
+    healthy = EVENTS - EVENTS // 10
+    records = [
+        (str(i).encode(), message_event(hooks[i % 10]["account_id"], i)) for i in range(EVENTS)
+    ]
+    started = time.time()
+    await bench.produce(f"{prefix}events.messages", records)
+    stats = await bench.wait_count(healthy, 150)
+    elapsed = (stats["last"] or time.time()) - started
+    iso = stats["count"] / elapsed
+    results["isolation"] = {
+        "healthy_deliveries": stats["count"],
+        "expected": healthy,
+        "seconds": round(elapsed, 2),
+        "deliveries_per_s": round(iso, 1),
+        "ratio_to_throughput": round(iso / one["deliveries_per_s"], 3),
+    }
+    report(
+        "isolation",
+        f"{round(iso, 1):>8} healthy deliveries/s with 1 of 10 endpoints hung; "
+        f"ratio {results['isolation']['ratio_to_throughput']} ({stats['count']}/{healthy} in {round(elapsed, 1)} s)",
+    )
+
+    # 5. fan-out: one event to 20 webhooks of one account.
+    fan_hooks = bench.hooks("fan", 20, accounts=1)
+    await bench.put_webhooks(prefix, fan_hooks, [port])
+    await bench.reset()
+    events = max(1, EVENTS // 20)
+    records = [
+        (str(i).encode(), message_event(fan_hooks[0]["account_id"], i)) for i in range(events)
+    ]
+    started = time.time()
+    await bench.produce(f"{prefix}events.messages", records)
+    stats = await bench.wait_count(events * 20, 600)
+    elapsed = (stats["last"] or time.time()) - started
+    results["fan_out"] = {
+        "events": events,
+        "deliveries": stats["count"],
+        "seconds": round(elapsed, 2),
+        "deliveries_per_s": round(stats["count"] / elapsed, 1),
+    }
+    report(
+        "fan-out",
+        f"{results['fan_out']['deliveries_per_s']:>8} deliveries/s  (1 event -> 20 webhooks, "
+        f"{stats['count']} deliveries in {round(elapsed, 1)} s)",
+    )
+    bench.stop(worker)
+
+    # 3. baseline: a bare Faust agent POSTing each event, same broker, same receiver.
+    base_topic = f"bench{run_id}.baseline"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bench.broker)
+    await admin.start()
+    await admin.create_topics([NewTopic(base_topic, 8, 1)])
+    await admin.close()
+    base_env = dict(
+        os.environ,
+        BENCH_BROKER=f"kafka://{bench.broker}",
+        BENCH_TOPIC=base_topic,
+        BENCH_APP_ID=f"bench-baseline-{run_id}",
+        BENCH_URL=f"http://127.0.0.1:{bench.receiver_port}/baseline",
+    )
+    faust_bin = str(Path(sys.executable).parent / "faust")
+    baseline = bench.spawn(
+        [faust_bin, "-A", "bench.baseline_app", "-l", "warn", "worker", "--without-web"],
+        base_env,
+        "baseline",
+    )
+    await bench.reset()
+    await bench.produce(base_topic, [(b"warm", message_event("warm", 0))])
+    await bench.wait_count(1, 120)
+    await bench.reset()
+    records = [(str(i).encode(), message_event("a", i)) for i in range(EVENTS)]
+    cpu0 = cpu_seconds(baseline.pid)
+    started = time.time()
+    await bench.produce(base_topic, records)
+    stats = await bench.wait_count(EVENTS, 600)
+    elapsed = (stats["last"] or time.time()) - started
+    base_rate = stats["count"] / elapsed
+    results["baseline"] = {
+        "deliveries": stats["count"],
+        "seconds": round(elapsed, 2),
+        "deliveries_per_s": round(base_rate, 1),
+        "worker_cpu_s": round(cpu_seconds(baseline.pid) - cpu0, 1),
+        "hookstream_ratio": round(one["deliveries_per_s"] / base_rate, 3),
+    }
+    report(
+        "baseline",
+        f"{round(base_rate, 1):>8} deliveries/s  bare Faust agent; hookstream / baseline = "
+        f"{results['baseline']['hookstream_ratio']}",
+    )
+    bench.stop(baseline)
+
+    # 6. startup: a fresh worker (new group) with an event already waiting.
+    prefix6, app6 = f"bench{run_id}s.", f"bench-{run_id}-s"
+    env6 = bench.worker_env(prefix6, app6)
+    subprocess.run([HOOKSTREAM, "topics", "create"], env=env6, check=True, capture_output=True)
+    hook = bench.hooks("st", 1)[0]
+    await bench.produce(f"{prefix6}webhooks", [(hook["id"].encode(), orjson.dumps(hook))])
+    await bench.produce(f"{prefix6}events.messages", [(b"s", message_event(hook["account_id"], 1))])
+    await bench.reset()
+    started = time.time()
+    worker6, _ = bench.start_worker(env6, "startup")
+    stats = await bench.wait_count(1, 120)
+    results["startup"] = {
+        "seconds_to_first_delivery": round((stats["last"] or time.time()) - started, 2)
+    }
+    report(
+        "startup",
+        f"{results['startup']['seconds_to_first_delivery']:>8} s from `hookstream worker` start to first delivery",
+    )
+    bench.stop(worker6)
+
+    # 7. scale-out: the throughput scenario with two workers in one group.
+    prefix7, app7 = f"bench{run_id}w.", f"bench-{run_id}-w"
+    env7 = bench.worker_env(prefix7, app7)
+    subprocess.run([HOOKSTREAM, "topics", "create"], env=env7, check=True, capture_output=True)
+    pair = [bench.start_worker(env7, f"scale{i}") for i in range(2)]
+    for child, p in pair:
+        await bench.wait_ready(p, child)
+    await asyncio.sleep(12)  # let the group settle into one generation before measuring
+    two = results["two_workers"] = await throughput(
+        bench, prefix7, [p for _, p in pair], [c.pid for c, _ in pair], "tp2"
+    )
+    two["ratio_to_one_worker"] = round(two["deliveries_per_s"] / one["deliveries_per_s"], 3)
+    report(
+        "2 workers",
+        f"{two['deliveries_per_s']:>8} deliveries/s  ({two['ratio_to_one_worker']} x one worker; "
+        f"workers {two['worker_cpu_s']} CPU-s, broker {two['broker_cpu_s']} CPU-s)",
+    )
+    for child, _ in pair:
+        bench.stop(child)
+
+
+@contextmanager
+def infrastructure() -> Iterator[Bench]:
+    procs: list[subprocess.Popen[bytes]] = []
+    broker_env = os.environ.get("HOOKSTREAM_BROKER")
+    if broker_env:
+        broker, broker_pid = broker_env.split("://", 1)[-1], None
+    else:
+        port = free_port()
+        proc = start_broker(port, ROOT / "results" / "broker.log.tmp")
+        procs.append(proc)
+        broker, broker_pid = f"127.0.0.1:{port}", proc.pid
+    receiver_port = free_port()
+    procs.append(
+        subprocess.Popen([sys.executable, "-m", "bench.receiver", "--port", str(receiver_port)])
+    )
+    wait_for_port(receiver_port)
+    bench = Bench(broker, broker_pid, receiver_port)
+    try:
+        yield bench
+    finally:
+        for child in bench.children + procs:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+
+async def main() -> None:
+    with infrastructure() as bench:
+        bench.producer = AIOKafkaProducer(bootstrap_servers=bench.broker, linger_ms=10, acks=1)
+        await bench.producer.start()
+        try:
+            print(
+                f"hookstream benchmark: {EVENTS} events per scenario, broker {bench.broker}",
+                flush=True,
+            )
+            await run(bench)
+        finally:
+            await bench.producer.stop()
+        machine = {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "kernel": platform.release(),
+        }
+        out = ROOT / "results" / f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H%M%S}.json"
+        out.write_text(
+            json.dumps({"events": EVENTS, "machine": machine, **bench.results}, indent=2) + "\n"
+        )
+        print(f"figures written to {out.relative_to(ROOT.parent)}", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

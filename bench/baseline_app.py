@@ -1,0 +1,46 @@
+"""The baseline: a bare Faust agent that consumes events and POSTs each one with aiohttp.
+
+No join, no payload building, no signing, no retry topics: the practical ceiling of a Faust
+worker on this machine. Configured by environment: BENCH_BROKER, BENCH_TOPIC, BENCH_APP_ID,
+BENCH_URL.
+"""
+
+from __future__ import annotations
+
+import os
+
+import aiohttp
+import faust
+
+_session: aiohttp.ClientSession | None = None
+
+app = faust.App(
+    os.environ.get("BENCH_APP_ID", "bench-baseline"),
+    broker=os.environ.get("BENCH_BROKER", "kafka://127.0.0.1:9092"),
+    autodiscover=False,
+    origin="bench.baseline_app",
+    broker_session_timeout=10,
+    consumer_auto_offset_reset="earliest",
+    producer_linger_ms=5,
+    web_enabled=False,
+)
+topic = app.topic(
+    os.environ.get("BENCH_TOPIC", "bench.events"),
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+URL = os.environ.get("BENCH_URL", "http://127.0.0.1:8080/baseline")
+
+
+@app.agent(topic, concurrency=50)
+async def forward(stream: faust.StreamT[bytes]) -> None:
+    global _session
+    if _session is None:
+        _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    async for value in stream:
+        async with _session.post(
+            URL, data=value, headers={"content-type": "application/json"}
+        ) as response:
+            await response.read()

@@ -48,6 +48,10 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 # -- worker ---------------------------------------------------------------------------------
 def cmd_worker(args: argparse.Namespace) -> int:
+    # uvloop, set before any loop exists (faust's own --loop is read from sys.argv at import).
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from faust.cli.faust import cli
 
     from app.kafka_admin import create_topics, wait_for_broker

@@ -91,10 +91,10 @@ def jobs_for_event(
         if webhook.custom_payload is not None:
             payload = custom_payload(document, webhook.custom_payload)
         else:
-            standard = standard if standard is not None else standard_payload(event)
+            standard = standard if standard is not None else standard_payload(event, document)
             payload = standard
         jobs.append(
-            DeliveryJob(
+            DeliveryJob.model_construct(  # built from validated data: no second validation
                 delivery_id=delivery_id(event, webhook.id, source),
                 webhook_id=webhook.id,
                 account_id=event.account_id,

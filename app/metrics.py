@@ -22,6 +22,12 @@ retries = Counter("hookstream_retries", "Jobs handed to a retry tier.", ["tier"]
 dead_letters = Counter(
     "hookstream_dead_letters", "Jobs written to deliveries.failed.", ["stage"], registry=registry
 )
+skipped = Counter(
+    "hookstream_skipped_attempts",
+    "Attempts routed to the next tier without an HTTP call (circuit open, busy endpoint).",
+    ["reason"],
+    registry=registry,
+)
 replays = Counter("hookstream_replays", "Dead letters put back on deliveries.", registry=registry)
 feedback = Counter(
     "hookstream_feedback", "Open/click reports accepted on /track.", ["action"], registry=registry

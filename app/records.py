@@ -22,7 +22,10 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        # pydantic-core serializes straight to JSON bytes, several times faster than
+        # model_dump + orjson on the hot path.
+        data: bytes = self.__pydantic_serializer__.to_json(self)
+        return data
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Any:

@@ -9,6 +9,7 @@ import logging
 from mode import Service
 
 from app.config_view import ConfigView
+from app.endpoint_guard import EndpointGuard
 from app.http_client import DeliveryClient
 from app.main import app, settings
 from app.topics import TopicCatalog
@@ -16,6 +17,12 @@ from app.url_policy import UrlPolicy
 
 log = logging.getLogger(__name__)
 
+endpoint_guard = EndpointGuard(
+    max_in_flight=settings.endpoint_max_in_flight,
+    failure_threshold=settings.circuit_failure_threshold,
+    cooldown=settings.circuit_cooldown,
+    slow_after=settings.endpoint_slow_after,
+)
 config_view = ConfigView(settings, TopicCatalog.from_settings(settings).webhooks)
 delivery_client = DeliveryClient(
     UrlPolicy(settings.allow_http, settings.allow_private_networks),

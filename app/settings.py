@@ -50,6 +50,21 @@ class Settings(BaseSettings):
     delivery_concurrency: int = Field(
         200, ge=1, description="Events (batches of jobs) one worker delivers at the same time."
     )
+    endpoint_max_in_flight: int = Field(
+        50, ge=1, description="Requests in flight to one endpoint (webhook URL) at once."
+    )
+    endpoint_slow_after: float = Field(
+        0.5,
+        gt=0,
+        description="Seconds after which a full endpoint counts as slow: new jobs for it go to "
+        "the retry tier instead of waiting for a slot.",
+    )
+    circuit_failure_threshold: int = Field(
+        5, ge=1, description="Consecutive failures that open an endpoint's circuit."
+    )
+    circuit_cooldown: float = Field(
+        30.0, gt=0, description="Seconds an open circuit skips requests before one probe."
+    )
     producer_linger_ms: int = Field(
         5, ge=0, description="Producer linger; one-record batches are costly for the broker."
     )

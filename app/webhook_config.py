@@ -13,6 +13,7 @@ import base64
 import binascii
 import re
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -201,7 +202,11 @@ class WebhookConfig(BaseModel):
 
 def signing_key(secret: SecretStr) -> bytes:
     """The HMAC key of a ``whsec_`` secret; ``ValueError`` says what is wrong with it."""
-    raw = secret.get_secret_value()
+    return _decode_secret(secret.get_secret_value())
+
+
+@lru_cache(maxsize=4096)
+def _decode_secret(raw: str) -> bytes:
     if not raw.startswith(SECRET_PREFIX):
         raise ValueError(f"secret must start with {SECRET_PREFIX!r}")
     try:

@@ -272,7 +272,8 @@ async def run(bench: Bench) -> None:
     lr = results["latency"]
     report(
         "latency",
-        f"p50 {lr['p50_ms']} ms  p95 {lr['p95_ms']} ms  p99 {lr['p99_ms']} ms  max {lr['max_ms']} ms "
+        f"p50 {lr['p50_ms']} ms  p95 {lr['p95_ms']} ms  p99 {lr['p99_ms']} ms  "
+        f"max {lr['max_ms']} ms "
         f"at {rate}/s for {seconds} s ({lr['received']}/{n} received)",
     )
 
@@ -300,7 +301,8 @@ async def run(bench: Bench) -> None:
     report(
         "isolation",
         f"{round(iso, 1):>8} healthy deliveries/s with 1 of 10 endpoints hung; "
-        f"ratio {results['isolation']['ratio_to_throughput']} ({stats['count']}/{healthy} in {round(elapsed, 1)} s)",
+        f"ratio {results['isolation']['ratio_to_throughput']} "
+        f"({stats['count']}/{healthy} in {round(elapsed, 1)} s)",
     )
 
     # 5. fan-out: one event to 20 webhooks of one account.
@@ -388,7 +390,8 @@ async def run(bench: Bench) -> None:
     }
     report(
         "startup",
-        f"{results['startup']['seconds_to_first_delivery']:>8} s from `hookstream worker` start to first delivery",
+        f"{results['startup']['seconds_to_first_delivery']:>8} s "
+        "from `hookstream worker` start to first delivery",
     )
     bench.stop(worker6)
 

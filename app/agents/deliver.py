@@ -1,7 +1,8 @@
 """Deliver: send each job, log the attempt, and on failure hand it to the next retry tier.
 
-``deliveries`` carries batches (all jobs of one event); each job is sent concurrently and only
-a failed job travels alone, as a :class:`RetryJob` on ``deliveries.retry.N``. Tier N's agent
+Ingest calls :func:`deliver_jobs` for the jobs of each event; ``deliveries`` carries batches
+from elsewhere (replays). The jobs of a batch are sent concurrently and only a failed job
+travels alone, as a :class:`RetryJob` on ``deliveries.retry.N``. Tier N's agent
 waits until the job is due (every job on a tier has the same delay, so a partition is in due
 order) and tries again; after the last tier the job goes to ``deliveries.failed``.
 
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 
 from app import channels, metrics
 from app.agents.reporting import report_invalid
+from app.http_client import AttemptOutcome
 from app.main import app, settings
 from app.records import (
     AttemptRecord,
@@ -32,7 +34,7 @@ from app.records import (
     RetryJob,
 )
 from app.retry_policy import next_step
-from app.runtime import config_view, delivery_client
+from app.runtime import config_view, delivery_client, endpoint_guard
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +67,29 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
         await _dead_letter(job, history, "webhook is inactive (delivery paused)", stage)
         return
     attempt = len(history) + 1
-    outcome = await delivery_client.attempt(
-        webhook, job.event, job.payload, job.delivery_id, attempt, message=job.message
-    )
+    endpoint = f"{webhook.id} {webhook.url_for(job.event)}"
+    ticket = await endpoint_guard.acquire(endpoint)
+    if isinstance(ticket, str):  # open circuit or slow, full endpoint: skip the HTTP call
+        metrics.skipped.labels(ticket.split(" ", 1)[0]).inc()
+        skipped = AttemptResult(
+            attempt=attempt,
+            url=webhook.url_for(job.event) or "",
+            error=f"skipped: {ticket}",
+            duration_ms=0.0,
+            at=time.time(),
+        )
+        outcome = AttemptOutcome(skipped, None, {})
+    else:
+        ok = False
+        try:
+            outcome = await delivery_client.attempt(
+                webhook, job.event, job.payload, job.delivery_id, attempt, message=job.message
+            )
+            ok = outcome.ok
+        finally:
+            endpoint_guard.release(endpoint, ticket, ok)
+        metrics.attempt_duration.observe(outcome.result.duration_ms / 1000)
     history = [*history, outcome.result]
-    metrics.attempt_duration.observe(outcome.result.duration_ms / 1000)
     if outcome.ok:
         routed = Outcome.DELIVERED
         metrics.delivery_latency.observe(max(0.0, time.time() - job.created_at))
@@ -91,7 +111,7 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
                 job, history, f"gave up after {attempt} attempts; last: {last}", stage
             )
     metrics.deliveries.labels(routed.value, metrics.status_class(outcome.result.status)).inc()
-    record = AttemptRecord(
+    record = AttemptRecord.model_construct(
         webhook_id=job.webhook_id,
         account_id=job.account_id,
         delivery_id=job.delivery_id,
@@ -101,8 +121,11 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
         response_body=outcome.response_body,
     )
     # The attempt log is flushed before the source offset is committed (Faust flushes the
-    # producer on commit), so it need not hold up the next event.
-    await channels.attempts.send(key=job.webhook_id.encode(), value=record.to_bytes())
+    # producer on commit), so it need not hold up the next event; straight to the producer,
+    # without Faust's per-message channel machinery.
+    await app.producer.send(
+        channels.catalog.attempts, job.webhook_id.encode(), record.to_bytes(), None, None, None
+    )
 
 
 async def _decode(
@@ -115,6 +138,14 @@ async def _decode(
         return None
 
 
+async def deliver_jobs(jobs: list[DeliveryJob]) -> None:
+    """First attempts of a batch of jobs, concurrently; returns when each is routed."""
+    if len(jobs) == 1:
+        await process_job(jobs[0], [], "deliver")
+    else:
+        await asyncio.gather(*(process_job(job, [], "deliver") for job in jobs))
+
+
 @app.agent(
     channels.deliveries, name="hookstream.deliver", concurrency=settings.delivery_concurrency
 )
@@ -123,7 +154,7 @@ async def deliver(stream: StreamT[bytes]) -> None:
     async for event in stream.events():
         batch = await _decode(event, DeliveryBatch, "deliver")
         if isinstance(batch, DeliveryBatch):
-            await asyncio.gather(*(process_job(job, [], "deliver") for job in batch.jobs))
+            await deliver_jobs(batch.jobs)
 
 
 def _retry_agent(tier: int) -> None:

@@ -1,7 +1,9 @@
-"""Ingest: validate each input event, join it with the config view, emit its delivery jobs.
+"""Ingest: validate each input event, join it with the config view, and deliver its jobs.
 
-All jobs of one event travel together as one :class:`DeliveryBatch` on ``deliveries`` (one
-Kafka message per event, not per webhook); an event nobody subscribes to produces nothing.
+The jobs of an event are delivered right here, together, with no topic hop in between: on the
+happy path an event costs one consumed message and one attempt record per webhook. A job
+travels alone on Kafka only once it fails (retry tiers). ``deliveries`` remains the entry point
+for jobs that do not come from an event (replays), served by the deliver agent.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import time
 from faust.types import StreamT
 
 from app import channels, metrics
+from app.agents.deliver import deliver_jobs
 from app.agents.reporting import report_invalid
 from app.errors import InvalidInputError
 from app.join import jobs_for_event, parse_event
 from app.main import app, settings
-from app.records import DeliveryBatch, SourceRef
+from app.records import SourceRef
 from app.runtime import config_view
 
 log = logging.getLogger(__name__)
@@ -53,5 +56,4 @@ async def ingest(stream: StreamT[bytes]) -> None:
             continue
         metrics.events_in.labels(family.value, "valid").inc()
         if jobs:
-            batch = DeliveryBatch(jobs=jobs)
-            await (await channels.deliveries.send(key=message.key, value=batch.to_bytes()))
+            await deliver_jobs(jobs)

@@ -160,7 +160,7 @@ async def _test(config: WebhookConfig, body: TestIn) -> dict[str, Any]:
     payload = (
         custom_payload(parsed, config.custom_payload)
         if config.custom_payload is not None
-        else standard_payload(event)
+        else standard_payload(event, parsed)
     )
     timeout = min(body.timeout or settings.request_timeout, settings.request_timeout)
     outcome = await delivery_client.attempt(

@@ -285,7 +285,7 @@ class Receiver:
     async def start(self) -> None:
         server = web.Application()
         server.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(server, access_log=None)
+        self._runner = web.AppRunner(server, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

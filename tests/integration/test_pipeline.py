@@ -167,13 +167,16 @@ async def test_subscription_campaign_scope_and_inactive_decide_the_jobs(
         pipeline, input_event("message sent", account, event_id=event_id, campaign_id="c-42")
     )
 
-    [batch] = await pipeline.kafka.read(
-        pipeline.catalog.deliveries, lambda v: v["jobs"][0]["event_id"] == event_id
-    )
-    chosen = {job["webhook_id"] for job in batch["jobs"]}
-    assert chosen == {hooks["all"]["id"], hooks["campaign"]["id"]}
     await receiver.wait_for("/scope/all")
     await receiver.wait_for("/scope/campaign")
+    # All jobs of an event are decided at once and sent together; once the chosen ones are in
+    # the attempt log, a wrongly chosen one would have been attempted too.
+    ids = {h["id"] for h in hooks.values()}
+    attempted = await pipeline.kafka.read(
+        pipeline.catalog.attempts, lambda v: v["webhook_id"] in ids, count=2
+    )
+    assert {a["webhook_id"] for a in attempted} == {hooks["all"]["id"], hooks["campaign"]["id"]}
+    assert sorted(r.path for r in receiver.requests) == ["/scope/all", "/scope/campaign"]
 
 
 async def test_flaky_endpoint_is_delivered_on_the_third_try_with_one_webhook_id(
@@ -338,13 +341,14 @@ async def test_a_deleted_webhook_stops_receiving(pipeline: Pipeline, receiver: R
     await pipeline.kafka.put_webhooks([gone, kept], pipeline.worker)
     meta = await pipeline.kafka.send(pipeline.catalog.webhooks, None, gone["id"].encode())
     await pipeline.worker.wait_applied({meta.partition: meta.offset})
-    event_id = unique("evt_")
-    await send_event(pipeline, input_event("message sent", account, event_id=event_id))
+    await send_event(pipeline, input_event("message sent", account))
 
-    [batch] = await pipeline.kafka.read(
-        pipeline.catalog.deliveries, lambda v: v["jobs"][0]["event_id"] == event_id
+    await receiver.wait_for("/kept")
+    attempted = await pipeline.kafka.read(
+        pipeline.catalog.attempts, lambda v: v["webhook_id"] in (gone["id"], kept["id"])
     )
-    assert [job["webhook_id"] for job in batch["jobs"]] == [kept["id"]]
+    assert [a["webhook_id"] for a in attempted] == [kept["id"]]
+    assert receiver.at("/gone") == []
 
 
 async def test_response_bodies_are_logged_only_when_asked_and_capped_at_16_kib(

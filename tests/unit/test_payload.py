@@ -15,8 +15,8 @@ from tests.seed_bodies import SEED_BODIES, expected_payload, family_of, input_ev
 @pytest.mark.parametrize("name", list(SEED_BODIES))
 def test_standard_payload_is_the_seed_body_in_seed_order(name: str) -> None:
     raw = orjson.dumps(input_event(name, "acct", event_id="e1", campaign_id=7, extra={"x": 1}))
-    event, _ = parse_event(raw, EventFamily(family_of(name)))
-    payload = standard_payload(event)
+    event, document = parse_event(raw, EventFamily(family_of(name)))
+    payload = standard_payload(event, document)
     assert payload == expected_payload(name)
     assert list(payload) == list(expected_payload(name))
 
@@ -25,8 +25,8 @@ def test_contact_data_set_attributes_missing_on_input_are_sent_as_null() -> None
     raw = orjson.dumps(
         {"event": "contact unsubscribes", "account_id": "a", "contact": {"msisdn": 1}}
     )
-    event, _ = parse_event(raw, EventFamily.CONTACTS)
-    payload = standard_payload(event)
+    event, document = parse_event(raw, EventFamily.CONTACTS)
+    payload = standard_payload(event, document)
     assert payload["msisdn"] == 1 and payload["last_click_date"] is None
     assert len(payload) == 21
 

@@ -10,6 +10,7 @@ forbidden address, so a DNS change after a config was accepted cannot reach insi
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import time
 from dataclasses import dataclass
@@ -94,15 +95,16 @@ def build_request(
     }
     if request.content_type is not None:
         headers["content-type"] = request.content_type
-    if webhook.secret is not None:
-        headers["webhook-signature"] = sign(
-            signing_key(webhook.secret), delivery_id, now, request.signed
+    secrets = webhook.signing_secrets(now)
+    if secrets:
+        headers["webhook-signature"] = " ".join(
+            sign(signing_key(secret), delivery_id, now, request.signed) for secret in secrets
         )
     if tracking_token is not None:
         headers[TOKEN_HEADER] = tracking_token
     if webhook.auth is not None:
-        auth = aiohttp.BasicAuth(webhook.auth.username, webhook.auth.password.get_secret_value())
-        headers["authorization"] = auth.encode()
+        credentials = f"{webhook.auth.username}:{webhook.auth.password.get_secret_value()}"
+        headers["authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
     return request, headers
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 
+from app import faust_transport
 from app.kafka_security import faust_credentials
 from app.settings import get_settings
 
@@ -31,7 +32,7 @@ class Worker(faust.Worker):
 
 app = faust.App(
     settings.app_id,
-    broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+    broker=[f"{faust_transport.SCHEME}://{server}" for server in settings.bootstrap_servers],
     broker_credentials=faust_credentials(settings),
     autodiscover=False,
     origin="app",

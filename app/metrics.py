@@ -28,6 +28,12 @@ skipped = Counter(
     ["reason"],
     registry=registry,
 )
+webhooks_disabled = Counter(
+    "hookstream_webhooks_disabled",
+    "Webhooks hookstream set inactive, by why (gone: the endpoint answered 410).",
+    ["reason"],
+    registry=registry,
+)
 replays = Counter("hookstream_replays", "Dead letters put back on deliveries.", registry=registry)
 feedback = Counter(
     "hookstream_feedback", "Open/click reports accepted on /track.", ["action"], registry=registry

@@ -34,6 +34,18 @@ class Settings(BaseSettings):
         (10.0, 60.0, 300.0),
         description="Comma-separated seconds; one retry tier (topic) per delay.",
     )
+    retry_all_non_2xx: bool = Field(
+        True,
+        description="Retry every non-2xx (seed 001); false: 4xx other than 408/429 fail at once.",
+    )
+    retry_jitter: float = Field(
+        0.1, ge=0, le=1, description="Up to this fraction is added to each retry delay."
+    )
+    secret_rotation_grace: float = Field(
+        86400.0,
+        ge=0,
+        description="Seconds a replaced signing secret keeps signing too (two signatures).",
+    )
     request_timeout: float = Field(10.0, gt=0, description="Seconds for one HTTP delivery attempt.")
     allow_http: bool = Field(False, description="Allow plain http:// webhook URLs.")
     allow_private_networks: bool = Field(
@@ -64,6 +76,11 @@ class Settings(BaseSettings):
     )
     circuit_cooldown: float = Field(
         30.0, gt=0, description="Seconds an open circuit skips requests before one probe."
+    )
+    consumer_fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        description="How long a fetch may wait for data; Faust's fixed 1500 ms adds latency.",
     )
     producer_linger_ms: int = Field(
         5, ge=0, description="Producer linger; one-record batches are costly for the broker."

@@ -118,6 +118,21 @@ class WebhookConfig(BaseModel):
         None, description="Mappings that replace the standard payload; null for standard."
     )
     tracking: bool = Field(False, description="Send a signed x-hookstream-token header.")
+    max_retries: int | None = Field(
+        None, ge=0, le=10, description="Fewer retries than the tiers allow; null = all tiers."
+    )
+    timeout_seconds: float | None = Field(
+        None, gt=0, le=120, description="This webhook's request timeout; null = the setting."
+    )
+    previous_secret: SecretStr | None = Field(
+        None, description="The replaced secret, still signing until previous_secret_expires_at."
+    )
+    previous_secret_expires_at: float | None = Field(
+        None, description="Unix time the previous secret stops signing."
+    )
+    disabled_reason: str | None = Field(
+        None, description="Why hookstream set active to false (e.g. the endpoint said 410 Gone)."
+    )
 
     @field_validator("id")
     @classmethod
@@ -159,7 +174,7 @@ class WebhookConfig(BaseModel):
                 raise ValueError(f"event_urls[{event.value!r}]: {exc}") from None
         return value
 
-    @field_validator("secret")
+    @field_validator("secret", "previous_secret")
     @classmethod
     def _secret_format(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -184,6 +199,14 @@ class WebhookConfig(BaseModel):
                 raise ValueError(f"custom_payload maps field {duplicates[0]!r} twice")
         return self
 
+    def signing_secrets(self, now: float) -> list[SecretStr]:
+        """The secrets that sign a request now: the current one, and the previous one during
+        its grace period (Standard Webhooks: space-separated signatures, either verifies)."""
+        secrets = [self.secret] if self.secret is not None else []
+        if self.previous_secret is not None and (self.previous_secret_expires_at or 0) > now:
+            secrets.append(self.previous_secret)
+        return secrets
+
     def subscribes_to(self, event: EventName) -> bool:
         return not self.events or event in self.events
 
@@ -195,6 +218,8 @@ class WebhookConfig(BaseModel):
         data = self.model_dump(mode="json", exclude_none=False)
         if self.secret is not None:
             data["secret"] = self.secret.get_secret_value()
+        if self.previous_secret is not None:
+            data["previous_secret"] = self.previous_secret.get_secret_value()
         if self.auth is not None:
             data["auth"]["password"] = self.auth.password.get_secret_value()
         return data

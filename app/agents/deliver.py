@@ -33,8 +33,9 @@ from app.records import (
     Outcome,
     RetryJob,
 )
-from app.retry_policy import next_step
+from app.retry_policy import GONE, next_step, parse_retry_after
 from app.runtime import config_view, delivery_client, endpoint_guard
+from app.webhook_config import WebhookConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,20 @@ async def _dead_letter(
     letter = DeadLetter(job=job, history=history, reason=reason, stage=stage, failed_at=time.time())
     await (
         await channels.deliveries_failed.send(key=job.webhook_id.encode(), value=letter.to_bytes())
+    )
+
+
+async def _disable(webhook: WebhookConfig, kind: str, reason: str) -> None:
+    """Set ``active: false`` with the reason, through the webhooks topic like any config write."""
+    if not webhook.active:
+        return
+    log.warning("disabling webhook %s: %s", webhook.id, reason)
+    metrics.webhooks_disabled.labels(kind).inc()
+    disabled = webhook.model_copy(update={"active": False, "disabled_reason": reason})
+    await (
+        await channels.webhooks.send(
+            key=webhook.id.encode(), value=orjson.dumps(disabled.to_wire())
+        )
     )
 
 
@@ -83,7 +98,13 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
         ok = False
         try:
             outcome = await delivery_client.attempt(
-                webhook, job.event, job.payload, job.delivery_id, attempt, message=job.message
+                webhook,
+                job.event,
+                job.payload,
+                job.delivery_id,
+                attempt,
+                message=job.message,
+                timeout=webhook.timeout_seconds,
             )
             ok = outcome.ok
         finally:
@@ -94,7 +115,20 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
         routed = Outcome.DELIVERED
         metrics.delivery_latency.observe(max(0.0, time.time() - job.created_at))
     else:
-        step = next_step(len(history), settings.retry_delays, time.time())
+        now = time.time()
+        status = outcome.result.status
+        step = next_step(
+            len(history),
+            settings.retry_delays,
+            now,
+            status=status,
+            retry_after=parse_retry_after(outcome.response_headers.get("Retry-After"), now),
+            retry_all_non_2xx=settings.retry_all_non_2xx,
+            max_retries=webhook.max_retries,
+            jitter=settings.retry_jitter,
+        )
+        if status == GONE:
+            await _disable(webhook, "gone", f"endpoint answered 410 Gone at {outcome.result.url}")
         if step.tier is not None and step.due_at is not None:
             routed = Outcome.RETRY
             metrics.retries.labels(str(step.tier)).inc()
@@ -106,10 +140,11 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
             )
         else:
             routed = Outcome.FAILED
-            last = outcome.result.error or f"HTTP {outcome.result.status}"
-            await _dead_letter(
-                job, history, f"gave up after {attempt} attempts; last: {last}", stage
-            )
+            last = outcome.result.error or f"HTTP {status}"
+            reason = step.reason or f"gave up after {attempt} attempts; last: {last}"
+            if status == GONE:
+                reason = "endpoint answered 410 Gone; the webhook was disabled"
+            await _dead_letter(job, history, reason, stage)
     metrics.deliveries.labels(routed.value, metrics.status_class(outcome.result.status)).inc()
     record = AttemptRecord.model_construct(
         webhook_id=job.webhook_id,

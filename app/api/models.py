@@ -40,10 +40,16 @@ class WebhookOut(BaseModel):
     active: bool
     custom_payload: list[dict[str, Any]] | None
     tracking: bool
+    max_retries: int | None
+    timeout_seconds: float | None
+    previous_secret_expires_at: float | None = Field(
+        description="While in the future, the replaced secret still signs too."
+    )
+    disabled_reason: str | None
 
     @classmethod
     def of(cls, config: WebhookConfig) -> WebhookOut:
-        data = config.model_dump(mode="json", exclude={"secret", "auth"})
+        data = config.model_dump(mode="json", exclude={"secret", "auth", "previous_secret"})
         auth = None
         if config.auth is not None:
             auth = BasicAuthOut(username=config.auth.username, password_set=True)
@@ -64,18 +70,42 @@ def _keep_blank_secrets(document: dict[str, Any], current: WebhookConfig | None)
     return merged
 
 
-def merge_put(document: dict[str, Any], current: WebhookConfig | None) -> dict[str, Any]:
-    """A full replacement; blank secrets keep the current ones."""
-    return _keep_blank_secrets(document, current)
+def _rotate(
+    merged: dict[str, Any], current: WebhookConfig | None, now: float, grace: float
+) -> dict[str, Any]:
+    """A new secret replaces the current one; the old one keeps signing for ``grace`` seconds.
+
+    ``previous_secret`` is managed here only: a caller cannot set it.
+    """
+    merged = {k: v for k, v in merged.items() if k not in ("previous_secret",)}
+    wire = current.to_wire() if current is not None else {}
+    old, new = wire.get("secret"), merged.get("secret")
+    if old and new and new != old and grace > 0:
+        merged["previous_secret"], merged["previous_secret_expires_at"] = old, now + grace
+    elif wire.get("previous_secret") and new == old:
+        merged["previous_secret"] = wire["previous_secret"]
+        merged["previous_secret_expires_at"] = wire.get("previous_secret_expires_at")
+    else:
+        merged.pop("previous_secret_expires_at", None)
+    return merged
 
 
-def merge_patch(document: dict[str, Any], current: WebhookConfig) -> dict[str, Any]:
+def merge_put(
+    document: dict[str, Any], current: WebhookConfig | None, now: float = 0.0, grace: float = 0.0
+) -> dict[str, Any]:
+    """A full replacement; blank secrets keep the current ones; a new secret rotates."""
+    return _rotate(_keep_blank_secrets(document, current), current, now, grace)
+
+
+def merge_patch(
+    document: dict[str, Any], current: WebhookConfig, now: float = 0.0, grace: float = 0.0
+) -> dict[str, Any]:
     """Top-level fields of ``document`` replace the current ones; blank secrets are kept."""
     wire = current.to_wire()
     patched = {**wire, **document}
     if "auth" in document and isinstance(document["auth"], dict) and wire.get("auth"):
         patched["auth"] = {**wire["auth"], **document["auth"]}
-    return _keep_blank_secrets(patched, current)
+    return _rotate(_keep_blank_secrets(patched, current), current, now, grace)
 
 
 class TestIn(BaseModel):

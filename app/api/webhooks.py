@@ -7,6 +7,7 @@ topic (a barrier), so a GET on any worker sees every write acknowledged before i
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -110,7 +111,9 @@ class WebhookItem(View):
         document = await json_body(request)
         current = await _current(webhook_id)
         if isinstance(document, dict):
-            document = merge_put({**document, "id": webhook_id}, current)
+            document = merge_put(
+                {**document, "id": webhook_id}, current, time.time(), settings.secret_rotation_grace
+            )
         config = _validate(document)
         await _write(webhook_id, _wire(config))
         return _out(config, 200, self)
@@ -121,7 +124,11 @@ class WebhookItem(View):
         current = await _current(webhook_id)
         if not isinstance(document, dict):
             raise ApiError(422, "body must be a JSON object")
-        config = _validate(merge_patch({**document, "id": webhook_id}, current))
+        config = _validate(
+            merge_patch(
+                {**document, "id": webhook_id}, current, time.time(), settings.secret_rotation_grace
+            )
+        )
         await _write(webhook_id, _wire(config))
         return _out(config, 200, self)
 

@@ -127,3 +127,46 @@ def test_feedback_tokens_verify_and_refuse_tampering_expiry_and_other_keys() -> 
 
 def test_only_email_messages_carry_a_message_for_tokens() -> None:
     assert message_of({"template_name": "t", "message_id": 1}) is None
+
+
+NEW_SECRET = "whsec_" + base64.b64encode(b"n" * 32).decode()
+
+
+def test_a_new_secret_rotates_the_old_one_into_a_grace_period() -> None:
+    merged = merge_patch({"secret": NEW_SECRET}, current(), now=1000.0, grace=86400.0)
+    rotated = WebhookConfig.model_validate(merged)
+    assert rotated.secret is not None and rotated.secret.get_secret_value() == NEW_SECRET
+    assert rotated.previous_secret is not None
+    assert rotated.previous_secret.get_secret_value() == SECRET
+    assert rotated.previous_secret_expires_at == 87400.0
+    assert [s.get_secret_value() for s in rotated.signing_secrets(now=2000.0)] == [
+        NEW_SECRET,
+        SECRET,
+    ]
+    assert [s.get_secret_value() for s in rotated.signing_secrets(now=90000.0)] == [NEW_SECRET]
+    # An unrelated edit keeps the grace period; a caller cannot set previous_secret itself.
+    again = merge_patch(
+        {"name": "x", "previous_secret": NEW_SECRET}, rotated, now=3000.0, grace=86400.0
+    )
+    assert again["previous_secret"] == SECRET and again["previous_secret_expires_at"] == 87400.0
+    shown = WebhookOut.of(rotated).model_dump_json()
+    assert SECRET not in shown and NEW_SECRET not in shown
+
+
+def test_both_signatures_verify_with_the_official_library_during_rotation() -> None:
+    import time
+
+    from standardwebhooks import Webhook
+
+    from app.events import EventName
+    from app.http_client import build_request
+
+    rotated = WebhookConfig.model_validate(
+        merge_patch({"secret": NEW_SECRET}, current(), now=time.time(), grace=60.0)
+    )
+    request, headers = build_request(
+        rotated, EventName.MESSAGE_SENT, {"a": 1}, "msg_1", 1, int(time.time())
+    )
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (SECRET, NEW_SECRET):
+        assert Webhook(secret).verify(request.body or b"", headers) == {"a": 1}

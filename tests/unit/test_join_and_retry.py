@@ -89,3 +89,42 @@ def test_retry_schedule_is_one_tier_per_delay_then_failure() -> None:
     assert next_step(1, (), 0.0).tier is None
     with pytest.raises(ValueError):
         next_step(0, delays, 0.0)
+
+
+def test_which_failures_retry_is_explicit() -> None:
+    from app.retry_policy import is_retryable
+
+    for status in (None, 500, 503, 408, 429):
+        assert is_retryable(status, retry_all_non_2xx=False)
+    assert not is_retryable(400, retry_all_non_2xx=False)
+    assert is_retryable(400, retry_all_non_2xx=True)  # seed 001: any non-200 retries
+    assert not is_retryable(410, retry_all_non_2xx=True)  # gone: the webhook is disabled
+
+
+def test_non_retryable_statuses_fail_at_once_with_the_reason() -> None:
+    step = next_step(1, (10.0,), 0.0, status=404, retry_all_non_2xx=False)
+    assert step.tier is None and step.reason == "HTTP 404 is not retried"
+
+
+def test_retry_after_is_honoured_within_the_tier_range() -> None:
+    from app.retry_policy import parse_retry_after
+
+    delays = (10.0, 60.0, 300.0)
+    assert next_step(1, delays, 0.0, status=429, retry_after=30).due_at == 30.0
+    assert next_step(1, delays, 0.0, status=503, retry_after=1).due_at == 10.0  # not below
+    assert next_step(1, delays, 0.0, status=429, retry_after=9999).due_at == 300.0  # nor above
+    assert next_step(1, delays, 0.0, status=500, retry_after=30).due_at == 10.0  # 500: ignored
+    assert parse_retry_after("120", 0.0) == 120.0
+    assert parse_retry_after("Thu, 01 Jan 1970 00:02:00 GMT", 60.0) == 60.0
+    assert parse_retry_after("soon", 0.0) is None
+
+
+def test_jitter_and_per_webhook_max_retries() -> None:
+    import random
+
+    delays = (10.0, 60.0)
+    due = [next_step(1, delays, 0.0, jitter=0.2, rng=random.Random(n)).due_at for n in range(50)]  # noqa: S311
+    assert all(d is not None and 10.0 <= d <= 12.0 for d in due) and len(set(due)) > 1
+    assert next_step(1, delays, 0.0, max_retries=0).tier is None
+    assert next_step(2, delays, 0.0, max_retries=5).tier == 2
+    assert next_step(3, delays, 0.0, max_retries=5).tier is None  # never beyond the tiers

@@ -369,3 +369,28 @@ async def test_response_bodies_are_logged_only_when_asked_and_capped_at_16_kib(
         pipeline.catalog.attempts, lambda v: v["webhook_id"] == quiet["id"]
     )
     assert small["response_body"] is None and small["result"]["status"] == 200
+
+
+async def test_410_gone_disables_the_webhook_and_dead_letters_the_job(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    account = unique("acct_")
+    receiver.script("/gone410", [410])
+    hook = webhook(account, receiver.url("/gone410"))
+    await pipeline.kafka.put_webhooks([hook], pipeline.worker)
+    await send_event(pipeline, input_event("message sent", account))
+
+    [letter] = await pipeline.kafka.read(
+        pipeline.catalog.deliveries_failed, lambda v: v["job"]["webhook_id"] == hook["id"]
+    )
+    assert "410 Gone" in letter["reason"] and len(letter["history"]) == 1
+    [disabled] = await pipeline.kafka.read(
+        pipeline.catalog.webhooks,
+        lambda v: v.get("id") == hook["id"] and v.get("active") is False,
+    )
+    assert "410 Gone" in disabled["disabled_reason"]
+    [attempt] = await pipeline.kafka.read(
+        pipeline.catalog.attempts, lambda v: v["webhook_id"] == hook["id"]
+    )
+    assert attempt["result"]["status"] == 410 and attempt["outcome"] == "failed"
+    assert len(receiver.at("/gone410")) == 1

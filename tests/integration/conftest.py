@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,15 +74,31 @@ def make_pipeline(broker: str, tmp: Path, **overrides: str) -> Pipeline:
     return Pipeline(worker, Kafka(broker, catalog), catalog, settings)
 
 
-@pytest.fixture(scope="module")
-def module_pipeline(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """One worker shared by a module's tests (each test uses its own accounts and webhooks)."""
-    pipeline = make_pipeline(broker, tmp_path_factory.mktemp("pipeline"))
+@contextmanager
+def started_pipeline(broker: str, tmp: Path, **overrides: str) -> Iterator[Pipeline]:
+    """A deployment with its worker process started (not yet ready); stopped on exit."""
+    pipeline = make_pipeline(broker, tmp, **overrides)
     pipeline.worker.start()
     try:
         yield pipeline
     finally:
         pipeline.worker.stop()
+
+
+@pytest.fixture(scope="module")
+def module_pipeline(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """One worker shared by a module's tests (each test uses its own accounts and webhooks)."""
+    with started_pipeline(broker, tmp_path_factory.mktemp("pipeline")) as pipeline:
+        yield pipeline
+
+
+@pytest.fixture
+async def fresh_pipeline(broker: str, tmp_path: Path) -> AsyncIterator[Pipeline]:
+    """A deployment of the test's own, ready (for tests that kill and restart its worker)."""
+    with started_pipeline(broker, tmp_path) as pipeline:
+        await pipeline.worker.wait_ready()
+        yield pipeline
+        await pipeline.kafka.close()
 
 
 @pytest.fixture

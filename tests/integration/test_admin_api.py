@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
 from app.embedded_broker import free_port
-from tests.integration.conftest import Pipeline, make_pipeline
+from tests.integration.conftest import Pipeline, started_pipeline
 from tests.integration.harness import HOOKSTREAM, Receiver, unique, wait_until
 from tests.seed_bodies import input_event
 
@@ -28,15 +28,13 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def api_pipeline(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    pipeline = make_pipeline(
+    with started_pipeline(
         broker,
         tmp_path_factory.mktemp("api"),
         HOOKSTREAM_ADMIN_TOKEN=TOKEN,
         HOOKSTREAM_TRACKING_SECRET="tracking-key-for-tests",
-    )
-    pipeline.worker.start()
-    yield pipeline
-    pipeline.worker.stop()
+    ) as pipeline:
+        yield pipeline
 
 
 @pytest.fixture
@@ -392,16 +390,14 @@ async def test_tracking_round_trip_fires_webhooks_subscribed_to_opens_and_clicks
 @pytest.fixture(scope="module")
 def strict_pipeline(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     """A worker with the production defaults: https only, no private addresses."""
-    pipeline = make_pipeline(
+    with started_pipeline(
         broker,
         tmp_path_factory.mktemp("strict"),
         HOOKSTREAM_ADMIN_TOKEN=TOKEN,
         HOOKSTREAM_ALLOW_HTTP="false",
         HOOKSTREAM_ALLOW_PRIVATE_NETWORKS="false",
-    )
-    pipeline.worker.start()
-    yield pipeline
-    pipeline.worker.stop()
+    ) as pipeline:
+        yield pipeline
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import Pipeline, make_pipeline
+from tests.integration.conftest import Pipeline, started_pipeline
 from tests.integration.harness import Receiver, unique, wait_until
 from tests.seed_bodies import input_event
 
@@ -22,17 +22,15 @@ HEALTHY, PER_HOOK = 9, 800
 
 @pytest.fixture(scope="module")
 def isolated(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    pipeline = make_pipeline(
+    with started_pipeline(
         broker,
         tmp_path_factory.mktemp("isolation"),
         HOOKSTREAM_REQUEST_TIMEOUT="3",
         # Retries spaced as in production, so the hung jobs' retries do not all land inside
         # the measured window (the default test spacing is 0.3 s).
         HOOKSTREAM_RETRY_DELAYS="5,5,5",
-    )
-    pipeline.worker.start()
-    yield pipeline
-    pipeline.worker.stop()
+    ) as pipeline:
+        yield pipeline
 
 
 async def _deliver_round(

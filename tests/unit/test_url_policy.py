@@ -1,12 +1,18 @@
 """The SSRF guard: config-time URL checks and send-time resolution checks.
 
-No test here connects anywhere but loopback: hostnames are mapped to loopback addresses, so
-even a broken guard could only reach this machine.
+No test here connects anywhere but loopback. Hostnames are mapped to forbidden addresses by an
+injected resolver, and the ``loopback_only`` fixture fails a test at the first attempt to
+connect to a non-loopback address, before any socket connects, so even a broken guard could
+not send traffic off this machine.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import socket
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -136,3 +142,127 @@ async def test_redirects_are_not_followed() -> None:
         assert outcome.result.status == 302 and not outcome.ok
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def loopback_only(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[Any]]:
+    """Fail the test if anything tries to connect anywhere but loopback, guard broken or not."""
+    loop = asyncio.get_running_loop()
+    attempts: list[Any] = []
+    real_sock_connect, real_create_connection = loop.sock_connect, loop.create_connection
+
+    def check(host: Any) -> None:
+        attempts.append(host)
+        if not ipaddress.ip_address(str(host).split("%")[0]).is_loopback:
+            raise AssertionError(f"a connection to {host} was attempted")
+
+    async def sock_connect(sock: socket.socket, address: Any) -> None:
+        check(address[0])
+        await real_sock_connect(sock, address)
+
+    async def create_connection(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("host") or (len(args) > 1 and args[1]):
+            check(kwargs.get("host") or args[1])
+        return await real_create_connection(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "sock_connect", sock_connect)
+    monkeypatch.setattr(loop, "create_connection", create_connection)
+    yield attempts
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.53.0.1",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.0.10",
+        "100.64.1.1",
+        "169.254.169.254",
+        "169.254.10.10",
+        "0.0.0.0",
+        "::1",
+        "fd12:3456::1",
+        "fe80::1",
+        "::ffff:10.0.0.1",
+        "::ffff:169.254.169.254",
+    ],
+)
+async def test_a_hostname_resolving_to_any_forbidden_address_is_refused_before_connecting(
+    address: str, loopback_only: list[Any]
+) -> None:
+    hook = WebhookConfig.model_validate(
+        {"id": "w", "account_id": "a", "url": "https://hooks.rebinding.example/x"}
+    )
+    client = DeliveryClient(UrlPolicy(), 2, resolver=MapResolver(address))
+    outcome = await client.attempt(hook, EventName.MESSAGE_SENT, {"a": 1}, "msg_1", 1)
+    await client.close()
+    assert outcome.result.status is None
+    assert "refused" in (outcome.result.error or ""), outcome.result.error
+    assert loopback_only == []  # refused before any connection was attempted
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://10.0.0.1/x", "https://[::1]/x", "https://169.254.169.254/", "https://localhost/x"],
+)
+async def test_literal_forbidden_addresses_are_refused_at_send_time_too(
+    url: str, loopback_only: list[Any]
+) -> None:
+    # A config accepted under a looser policy (or an older version) is checked again on send.
+    hook = WebhookConfig.model_validate(
+        {"id": "w", "account_id": "a", "url": url}, context={"url_policy": UrlPolicy(True, True)}
+    )
+    client = DeliveryClient(UrlPolicy(), 2)
+    outcome = await client.attempt(hook, EventName.MESSAGE_SENT, {}, "msg_1", 1)
+    await client.close()
+    assert (outcome.result.error or "").startswith("refused") and loopback_only == []
+
+
+async def test_an_endless_response_body_is_read_only_up_to_the_cap() -> None:
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        chunk = b"z" * 65536
+        for _ in range(100_000):  # ~6.5 GB if anyone read it all
+            await response.write(chunk)
+        return response
+
+    server = web.Application()
+    server.router.add_get("/endless", endless)
+    runner = web.AppRunner(server, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        hook = WebhookConfig.model_validate(
+            {
+                "id": "w",
+                "account_id": "a",
+                "url": f"http://127.0.0.1:{port}/endless",
+                "method": "GET",
+                "log_response_body": True,
+            },
+            context={"url_policy": UrlPolicy(True, True)},
+        )
+        client = DeliveryClient(UrlPolicy(True, True), 10)
+        outcome = await client.attempt(hook, EventName.MESSAGE_SENT, {}, "msg_1", 1)
+        await client.close()
+        assert outcome.ok and outcome.response_body == "z" * 16 * 1024
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_loopback_only_fixture_stops_a_connection_before_it_is_made(
+    loopback_only: list[Any],
+) -> None:
+    # With the guard switched off by policy, the fixture is what stops the attempt.
+    hook = WebhookConfig.model_validate(
+        {"id": "w", "account_id": "a", "url": "https://hooks.rebinding.example/x"}
+    )
+    client = DeliveryClient(UrlPolicy(True, True), 2, resolver=MapResolver("10.0.0.1"))
+    with pytest.raises(AssertionError, match=r"10\.0\.0\.1"):
+        await client.attempt(hook, EventName.MESSAGE_SENT, {}, "msg_1", 1)
+    await client.close()
+    assert loopback_only == ["10.0.0.1"]

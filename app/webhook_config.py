@@ -245,6 +245,31 @@ def _decode_secret(raw: str) -> bytes:
     return key
 
 
+REDACTED = "***"
+
+
+def redact_config_bytes(raw: bytes) -> bytes:
+    """A config record with its secrets replaced by ``***``, for reporting it as invalid.
+
+    The webhooks topic is the one place secrets are stored; a rejected config is reported
+    elsewhere, so its secrets are masked there. Bytes that are not a JSON object cannot be
+    searched for secrets and are replaced whole.
+    """
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return b'"*** not JSON: withheld, it may hold secrets ***"'
+    if not isinstance(document, dict):
+        return raw
+    for field in ("secret", "previous_secret"):
+        if document.get(field):
+            document[field] = REDACTED
+    auth = document.get("auth")
+    if isinstance(auth, dict) and "password" in auth:
+        document["auth"] = {**auth, "password": REDACTED}
+    return orjson.dumps(document)
+
+
 def parse_config_record(key: bytes | None, value: bytes, policy: UrlPolicy) -> WebhookConfig:
     """Validate a record of the webhooks topic; :class:`InvalidInputError` says why it is bad."""
     try:

@@ -14,10 +14,15 @@ from app.records import InvalidRecord
 log = logging.getLogger(__name__)
 
 
-async def report_invalid(event: EventT[bytes], error: str, stage: str) -> None:
-    """Record ``event``'s raw bytes with the reason; wait until the broker has it."""
+async def report_invalid(
+    event: EventT[bytes], error: str, stage: str, value: bytes | None = None
+) -> None:
+    """Record ``event``'s raw bytes (or ``value``, e.g. redacted) with the reason; wait until
+    the broker has it."""
     message = event.message
-    raw = message.value if isinstance(message.value, bytes) else None
+    raw = (
+        value if value is not None else message.value if isinstance(message.value, bytes) else None
+    )
     key = message.key if isinstance(message.key, bytes) else None
     record = InvalidRecord(
         topic=message.topic,

@@ -15,7 +15,7 @@ from app.config_view import is_barrier
 from app.errors import InvalidInputError
 from app.main import app, settings
 from app.url_policy import UrlPolicy
-from app.webhook_config import parse_config_record
+from app.webhook_config import parse_config_record, redact_config_bytes
 
 _policy = UrlPolicy(settings.allow_http, settings.allow_private_networks)
 
@@ -31,4 +31,6 @@ async def validate_webhooks(stream: StreamT[bytes]) -> None:
         try:
             parse_config_record(message.key, event.value, _policy)
         except InvalidInputError as exc:
-            await report_invalid(event, str(exc), stage="webhooks")
+            await report_invalid(
+                event, str(exc), stage="webhooks", value=redact_config_bytes(event.value)
+            )

@@ -425,3 +425,77 @@ async def test_the_default_policy_refuses_http_and_private_addresses_with_422(
                 answer = await response.json()
                 assert response.status == 422, answer
                 assert any(reason in e["reason"] for e in answer["errors"]), answer
+
+
+# -- secret hygiene -------------------------------------------------------------------------
+async def test_secrets_never_appear_in_logs_topics_or_api_output(
+    api: Api, receiver: Receiver, broker: str
+) -> None:
+    from app.log_scan import scan_topic
+    from app.settings import Settings
+
+    secret = "whsec_" + base64.b64encode(b"grep-me-signing-secret-32-bytes!").decode()
+    password = "grep-me-password-9f3a1c"
+    account = unique("acct_")
+    outputs: list[str] = []
+
+    async def call(method: str, path: str, body: Any = None) -> Any:
+        _, answer = await api.call(method, path, body)
+        outputs.append(str(answer))
+        return answer
+
+    receiver.script("/sec-fail", [500] * 4)
+    auth = {"type": "basic", "username": "u", "password": password}
+    failing = await call(
+        "POST",
+        "/api/webhooks",
+        {"account_id": account, "url": receiver.url("/sec-fail"), "secret": secret, "auth": auth},
+    )
+    working = await call(
+        "POST",
+        "/api/webhooks",
+        {
+            "account_id": account,
+            "url": receiver.url("/sec-ok"),
+            "secret": secret,
+            "auth": auth,
+            "log_response_body": True,
+        },
+    )
+    await api.send_event("message sent", account)
+    await receiver.wait_for("/sec-ok")
+    await call("POST", "/api/webhooks", {"account_id": account, "url": "ftp://x", "secret": secret})
+    await call("POST", f"/api/webhooks/{working['id']}/test", {})
+    await call("GET", f"/api/webhooks/{working['id']}")
+    await call("GET", f"/api/webhooks?account_id={account}")
+    bad_id = unique("wh_")
+    await api.pipeline.kafka.send_json(
+        api.pipeline.catalog.webhooks,
+        {"id": bad_id, "account_id": account, "url": "ftp://x", "secret": secret, "auth": auth},
+        key=bad_id,
+    )
+    await api.pipeline.kafka.read(api.pipeline.catalog.events_invalid, lambda v: v["key"] == bad_id)
+
+    async def dead_letter() -> Any:
+        return (await call("GET", f"/api/failed?webhook_id={failing['id']}"))["failed"]
+
+    await wait_until(dead_letter, 30, "the dead letter")
+    await call("GET", f"/api/webhooks/{working['id']}/attempts")
+
+    settings = Settings(broker=f"kafka://{broker}")
+    catalog = api.pipeline.catalog
+    written: list[bytes] = []
+    for topic in [
+        catalog.attempts,
+        catalog.deliveries_failed,
+        catalog.events_invalid,
+        catalog.deliveries,
+        *(catalog.retry(t) for t in range(1, catalog.retry_tiers + 1)),
+    ]:
+        written += await scan_topic(settings, topic, lambda _k, v: v, 1_000_000)
+    everything = "\n".join(
+        [*outputs, api.pipeline.worker.log(), *(r.decode("utf-8", "replace") for r in written)]
+    )
+    assert len(written) > 5
+    for value in (secret, secret.removeprefix("whsec_"), password, TOKEN, "tracking-key-for-tests"):
+        assert value not in everything, "a secret was written outside the webhooks topic"

@@ -16,6 +16,9 @@ from app.events import EventName
 
 #: Response bodies kept in the attempt log are cut at this many bytes.
 RESPONSE_BODY_CAP = 16 * 1024
+#: Raw values kept in an invalid record are cut at this many bytes (the record must stay well
+#: under the producer's 1 MiB request limit even for a 1 MiB bad input).
+INVALID_VALUE_CAP = 64 * 1024
 
 
 class _Record(BaseModel):
@@ -121,7 +124,10 @@ class InvalidRecord(_Record):
     partition: int
     offset: int
     key: str | None = Field(None, description="The record key, decoded as UTF-8 with replacement.")
-    value_base64: str | None = Field(description="The raw value bytes, base64; null for no value.")
+    value_base64: str | None = Field(
+        description="The raw value bytes (the first 64 KiB), base64; null for no value."
+    )
+    value_size: int | None = Field(None, description="Size of the whole raw value in bytes.")
     error: str = Field(description="What is wrong, specifically.")
     stage: str = Field(description="Which stage refused it: ingest, webhooks.")
     at: float

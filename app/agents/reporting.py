@@ -9,7 +9,7 @@ import time
 from faust.types import EventT
 
 from app import channels
-from app.records import InvalidRecord
+from app.records import INVALID_VALUE_CAP, InvalidRecord
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,10 @@ async def report_invalid(
         partition=message.partition,
         offset=message.offset,
         key=key.decode("utf-8", "replace") if key is not None else None,
-        value_base64=base64.b64encode(raw).decode() if raw is not None else None,
+        value_base64=base64.b64encode(raw[:INVALID_VALUE_CAP]).decode()
+        if raw is not None
+        else None,
+        value_size=len(raw) if raw is not None else None,
         error=error,
         stage=stage,
         at=time.time(),

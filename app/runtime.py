@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 
 from mode import Service
 
@@ -17,6 +18,37 @@ from app.url_policy import UrlPolicy
 
 log = logging.getLogger(__name__)
 
+
+class Drain:
+    """Counts the events this worker has in flight, so a graceful stop can finish them first
+    (see ``Worker.on_stop`` in :mod:`app.main`)."""
+
+    def __init__(self) -> None:
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        self._active += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._active -= 1
+            if self._active == 0:
+                self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is in flight; False if something still is after ``timeout``."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+drain = Drain()
 endpoint_guard = EndpointGuard(
     max_in_flight=settings.endpoint_max_in_flight,
     failure_threshold=settings.circuit_failure_threshold,

@@ -34,7 +34,7 @@ from app.records import (
     RetryJob,
 )
 from app.retry_policy import GONE, next_step, parse_retry_after
-from app.runtime import config_view, delivery_client, endpoint_guard
+from app.runtime import config_view, delivery_client, drain, endpoint_guard
 from app.webhook_config import WebhookConfig
 
 log = logging.getLogger(__name__)
@@ -187,9 +187,10 @@ async def deliver_jobs(jobs: list[DeliveryJob]) -> None:
 async def deliver(stream: StreamT[bytes]) -> None:
     await config_view.ready.wait()
     async for event in stream.events():
-        batch = await _decode(event, DeliveryBatch, "deliver")
-        if isinstance(batch, DeliveryBatch):
-            await deliver_jobs(batch.jobs)
+        with drain.track():
+            batch = await _decode(event, DeliveryBatch, "deliver")
+            if isinstance(batch, DeliveryBatch):
+                await deliver_jobs(batch.jobs)
 
 
 def _retry_agent(tier: int) -> None:
@@ -203,7 +204,8 @@ def _retry_agent(tier: int) -> None:
                 wait = retry_job.due_at - time.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                await process_job(retry_job.job, retry_job.history, stage)
+                with drain.track():
+                    await process_job(retry_job.job, retry_job.history, stage)
 
     app.agent(
         channels.retry_tiers[tier],

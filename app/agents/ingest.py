@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from faust.types import StreamT
+from faust.types import EventT, StreamT
 
 from app import channels, metrics
 from app.agents.deliver import deliver_jobs
@@ -20,7 +20,7 @@ from app.errors import InvalidInputError
 from app.join import jobs_for_event, parse_event
 from app.main import app, settings
 from app.records import SourceRef
-from app.runtime import config_view
+from app.runtime import config_view, drain
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +34,30 @@ def _family(topic: str) -> str:
 async def ingest(stream: StreamT[bytes]) -> None:
     await config_view.ready.wait()
     async for event in stream.events():
-        message = event.message
-        try:
-            family = channels.FAMILY_BY_TOPIC[message.topic]
-            parsed, document = parse_event(event.value, family)
-            source = SourceRef(
-                topic=message.topic, partition=message.partition, offset=message.offset
-            )
-            jobs = jobs_for_event(
-                parsed, document, config_view.for_account(parsed.account_id), source, time.time()
-            )
-        except InvalidInputError as exc:
-            metrics.events_in.labels(_family(message.topic), "invalid").inc()
-            await report_invalid(event, str(exc), stage="ingest")
-            continue
-        except Exception as exc:  # a bug must not stop the agent or lose the event
-            log.exception(
-                "ingest failed on %s[%d]@%d", message.topic, message.partition, message.offset
-            )
-            await report_invalid(event, f"internal error: {type(exc).__name__}: {exc}", "ingest")
-            continue
-        metrics.events_in.labels(family.value, "valid").inc()
-        if jobs:
-            await deliver_jobs(jobs)
+        with drain.track():
+            await _ingest_one(event)
+
+
+async def _ingest_one(event: EventT[bytes]) -> None:
+    """Validate, join and deliver one event; bad input goes to events.invalid."""
+    message = event.message
+    try:
+        family = channels.FAMILY_BY_TOPIC[message.topic]
+        parsed, document = parse_event(event.value, family)
+        source = SourceRef(topic=message.topic, partition=message.partition, offset=message.offset)
+        jobs = jobs_for_event(
+            parsed, document, config_view.for_account(parsed.account_id), source, time.time()
+        )
+    except InvalidInputError as exc:
+        metrics.events_in.labels(_family(message.topic), "invalid").inc()
+        await report_invalid(event, str(exc), stage="ingest")
+        return
+    except Exception as exc:  # a bug must not stop the agent or lose the event
+        log.exception(
+            "ingest failed on %s[%d]@%d", message.topic, message.partition, message.offset
+        )
+        await report_invalid(event, f"internal error: {type(exc).__name__}: {exc}", "ingest")
+        return
+    metrics.events_in.labels(family.value, "valid").inc()
+    if jobs:
+        await deliver_jobs(jobs)

@@ -11,6 +11,7 @@ from mode import Service
 
 from app.config_view import ConfigView
 from app.endpoint_guard import EndpointGuard
+from app.failure_streaks import FailureStreaks
 from app.http_client import DeliveryClient
 from app.main import app, settings
 from app.topics import TopicCatalog
@@ -49,6 +50,7 @@ class Drain:
 
 
 drain = Drain()
+failure_streaks = FailureStreaks(settings.auto_disable_after)
 endpoint_guard = EndpointGuard(
     max_in_flight=settings.endpoint_max_in_flight,
     failure_threshold=settings.circuit_failure_threshold,

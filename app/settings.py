@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     retry_jitter: float = Field(
         0.1, ge=0, le=1, description="Up to this fraction is added to each retry delay."
     )
+    auto_disable_after: float = Field(
+        86400.0,
+        ge=0,
+        description="Disable a webhook whose every delivery failed this long (s); 0: never.",
+    )
     secret_rotation_grace: float = Field(
         86400.0,
         ge=0,

@@ -34,7 +34,7 @@ from app.records import (
     RetryJob,
 )
 from app.retry_policy import GONE, next_step, parse_retry_after
-from app.runtime import config_view, delivery_client, drain, endpoint_guard
+from app.runtime import config_view, delivery_client, drain, endpoint_guard, failure_streaks
 from app.webhook_config import WebhookConfig
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
     history = [*history, outcome.result]
     if outcome.ok:
         routed = Outcome.DELIVERED
+        failure_streaks.delivered(webhook.id)
         metrics.delivery_latency.observe(max(0.0, time.time() - job.created_at))
     else:
         now = time.time()
@@ -145,6 +146,11 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
             if status == GONE:
                 reason = "endpoint answered 410 Gone; the webhook was disabled"
             await _dead_letter(job, history, reason, stage)
+            if failure_streaks.failed(webhook.id, job.created_at, now):
+                hours = settings.auto_disable_after / 3600
+                await _disable(
+                    webhook, "failing", f"every delivery failed for {hours:g} h; last: {last}"
+                )
     metrics.deliveries.labels(routed.value, metrics.status_class(outcome.result.status)).inc()
     record = AttemptRecord.model_construct(
         webhook_id=job.webhook_id,

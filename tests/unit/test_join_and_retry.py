@@ -128,3 +128,15 @@ def test_jitter_and_per_webhook_max_retries() -> None:
     assert next_step(1, delays, 0.0, max_retries=0).tier is None
     assert next_step(2, delays, 0.0, max_retries=5).tier == 2
     assert next_step(3, delays, 0.0, max_retries=5).tier is None  # never beyond the tiers
+
+
+def test_a_webhook_is_disabled_only_after_failing_for_the_whole_period() -> None:
+    from app.failure_streaks import FailureStreaks
+
+    streaks = FailureStreaks(disable_after=86400)
+    assert not streaks.failed("w", started_at=0, now=100)
+    assert not streaks.failed("w", started_at=50, now=86_000)  # the streak began at 0
+    assert streaks.failed("w", started_at=86_000, now=86_400)
+    streaks.delivered("w")  # one success resets it
+    assert not streaks.failed("w", started_at=90_000, now=90_100)
+    assert not FailureStreaks(disable_after=0).failed("w", started_at=0, now=10**9)

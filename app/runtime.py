@@ -14,6 +14,7 @@ from app.endpoint_guard import EndpointGuard
 from app.failure_streaks import FailureStreaks
 from app.http_client import DeliveryClient
 from app.main import app, settings
+from app.rate_limit import RateLimiter
 from app.topics import TopicCatalog
 from app.url_policy import UrlPolicy
 
@@ -50,6 +51,7 @@ class Drain:
 
 
 drain = Drain()
+rate_limiter = RateLimiter()
 failure_streaks = FailureStreaks(settings.auto_disable_after)
 endpoint_guard = EndpointGuard(
     max_in_flight=settings.endpoint_max_in_flight,

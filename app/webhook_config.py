@@ -121,6 +121,9 @@ class WebhookConfig(BaseModel):
     max_retries: int | None = Field(
         None, ge=0, le=10, description="Fewer retries than the tiers allow; null = all tiers."
     )
+    rate_limit_per_second: float | None = Field(
+        None, gt=0, le=10000, description="At most this many requests per second; bursts wait."
+    )
     timeout_seconds: float | None = Field(
         None, gt=0, le=120, description="This webhook's request timeout; null = the setting."
     )

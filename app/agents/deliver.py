@@ -34,7 +34,14 @@ from app.records import (
     RetryJob,
 )
 from app.retry_policy import GONE, next_step, parse_retry_after
-from app.runtime import config_view, delivery_client, drain, endpoint_guard, failure_streaks
+from app.runtime import (
+    config_view,
+    delivery_client,
+    drain,
+    endpoint_guard,
+    failure_streaks,
+    rate_limiter,
+)
 from app.webhook_config import WebhookConfig
 
 log = logging.getLogger(__name__)
@@ -81,6 +88,22 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
     if not webhook.active:
         await _dead_letter(job, history, "webhook is inactive (delivery paused)", stage)
         return
+    rate = webhook.rate_limit_per_second
+    if rate is not None:
+        now = time.time()
+        start = rate_limiter.reserve(webhook.id, rate, now)
+        if start - now > rate_limiter.max_wait:  # park it on tier 1 until its slot
+            rate_limiter.release(webhook.id, rate)
+            if channels.retry_tiers:
+                parked = RetryJob(job=job, history=history, tier=1, due_at=start)
+                await (
+                    await channels.retry_tiers[1].send(
+                        key=job.webhook_id.encode(), value=parked.to_bytes()
+                    )
+                )
+                metrics.skipped.labels("rate").inc()
+                return
+        await asyncio.sleep(max(0.0, start - now))
     attempt = len(history) + 1
     endpoint = f"{webhook.id} {webhook.url_for(job.event)}"
     ticket = await endpoint_guard.acquire(endpoint)

@@ -42,6 +42,7 @@ class WebhookOut(BaseModel):
     tracking: bool
     max_retries: int | None
     timeout_seconds: float | None
+    rate_limit_per_second: float | None
     previous_secret_expires_at: float | None = Field(
         description="While in the future, the replaced secret still signs too."
     )

@@ -6,6 +6,7 @@ One worker serves the module; each test uses its own account and webhook ids.
 from __future__ import annotations
 
 import base64
+from itertools import pairwise
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -394,3 +395,26 @@ async def test_410_gone_disables_the_webhook_and_dead_letters_the_job(
     )
     assert attempt["result"]["status"] == 410 and attempt["outcome"] == "failed"
     assert len(receiver.at("/gone410")) == 1
+
+
+async def test_a_rate_limited_webhook_gets_a_burst_smoothed_not_failed(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    account = unique("acct_")
+    rate = 5.0
+    hook = webhook(account, receiver.url("/paced"), rate_limit_per_second=rate)
+    await pipeline.kafka.put_webhooks([hook], pipeline.worker)
+    events = 15
+    await pipeline.kafka.send_json_many(
+        pipeline.catalog.events_messages,
+        [(account, input_event("message sent", account, event_id=f"p{n}")) for n in range(events)],
+    )
+    requests = await receiver.wait_for("/paced", count=events, timeout=60)
+    assert len({r.headers["webhook-id"] for r in requests}) == events  # none lost, none twice
+    times = sorted(r.at for r in requests)
+    # Start slots are 1/rate apart; arrival jitter is far below half a slot.
+    assert min(b - a for a, b in pairwise(times)) >= 0.5 / rate
+    letters = await pipeline.kafka.read(
+        pipeline.catalog.attempts, lambda v: v["webhook_id"] == hook["id"], count=events
+    )
+    assert {a["outcome"] for a in letters} == {"delivered"}

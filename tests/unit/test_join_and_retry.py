@@ -140,3 +140,15 @@ def test_a_webhook_is_disabled_only_after_failing_for_the_whole_period() -> None
     streaks.delivered("w")  # one success resets it
     assert not streaks.failed("w", started_at=90_000, now=90_100)
     assert not FailureStreaks(disable_after=0).failed("w", started_at=0, now=10**9)
+
+
+def test_the_rate_limiter_spaces_slots_and_gives_back_a_deferred_one() -> None:
+    from app.rate_limit import RateLimiter
+
+    limiter = RateLimiter(max_wait=1.0)
+    starts = [limiter.reserve("w", rate=4, now=10.0) for _ in range(6)]
+    assert starts == [10.0, 10.25, 10.5, 10.75, 11.0, 11.25]
+    limiter.release("w", rate=4)  # the 11.25 slot was deferred instead of waited for
+    assert limiter.reserve("w", rate=4, now=10.0) == 11.25
+    assert limiter.reserve("other", rate=4, now=10.0) == 10.0
+    assert limiter.reserve("w", rate=4, now=20.0) == 20.0  # idle time is not saved up

@@ -257,6 +257,7 @@ class Receiver:
         self._scripts: dict[str, list[int]] = {}
         self.bodies: dict[str, bytes] = {}
         self.delays: dict[str, float] = {}  # a slow endpoint: seconds before it answers
+        self.headers: dict[str, dict[str, str]] = {}  # extra response headers per path
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -283,7 +284,7 @@ class Receiver:
         statuses = self._scripts.get(request.path)
         status = statuses.pop(0) if statuses else 200
         body = self.bodies.get(request.path, f"answered {status}".encode())
-        return web.Response(status=status, body=body)
+        return web.Response(status=status, body=body, headers=self.headers.get(request.path))
 
     async def start(self) -> None:
         server = web.Application()

@@ -123,6 +123,8 @@ async def test_crud_round_trip_with_write_only_secrets_kept_on_blank(
     await api.send_event("message sent", account)
     second = (await receiver.wait_for("/crud", count=2))[1]
     Webhook(OTHER_SECRET).verify(second.body, second.headers)
+    Webhook(SECRET).verify(second.body, second.headers)  # the old secret signs during its grace
+    assert len(second.headers["webhook-signature"].split(" ")) == 2
 
     status, paused = await api.call("PATCH", f"/api/webhooks/{hook_id}", {"active": False})
     assert status == 200 and paused["active"] is False and paused["secret_set"] is True

@@ -105,13 +105,14 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
                 return
         await asyncio.sleep(max(0.0, start - now))
     attempt = len(history) + 1
-    endpoint = f"{webhook.id} {webhook.url_for(job.event)}"
+    url = webhook.url_for(job.event) or ""
+    endpoint = f"{webhook.id} {url}"
     ticket = await endpoint_guard.acquire(endpoint)
     if isinstance(ticket, str):  # open circuit or slow, full endpoint: skip the HTTP call
         metrics.skipped.labels(ticket.split(" ", 1)[0]).inc()
         skipped = AttemptResult(
             attempt=attempt,
-            url=webhook.url_for(job.event) or "",
+            url=url,
             error=f"skipped: {ticket}",
             duration_ms=0.0,
             at=time.time(),

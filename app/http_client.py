@@ -13,6 +13,7 @@ import asyncio
 import base64
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,14 +22,14 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from app import __version__
-from app.encoding import EncodedRequest, encode_request
+from app.encoding import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, EncodedRequest, encode_request
 from app.errors import UrlRejectedError
 from app.events import EventName
 from app.records import RESPONSE_BODY_CAP, AttemptResult
 from app.signing import sign
 from app.tracking import TOKEN_HEADER, TrackingClaims, issue_token
 from app.url_policy import UrlPolicy, check_url, forbidden_address_reason
-from app.webhook_config import WebhookConfig, signing_key
+from app.webhook_config import ContentType, HttpMethod, WebhookConfig, signing_key
 
 USER_AGENT = f"hookstream/{__version__}"
 EVENT_HEADER = "x-hookstream-event"
@@ -63,13 +64,79 @@ class AttemptOutcome:
 
     result: AttemptResult
     response_body: str | None
-    response_headers: dict[str, str]
+    response_headers: Mapping[str, str]  # case-insensitive when a response came
     request: EncodedRequest | None = None
     request_headers: dict[str, str] | None = None
 
     @property
     def ok(self) -> bool:
         return self.result.status is not None and 200 <= self.result.status < 300
+
+
+@dataclass(frozen=True)
+class RequestPlan:
+    """What every request of one webhook for one event has in common, worked out once.
+
+    The worker keeps one per (webhook config, event) (see :class:`DeliveryClient`), so an
+    attempt only encodes its payload, signs it and adds its own three headers.
+    """
+
+    method: HttpMethod
+    content_type: ContentType
+    url: str
+    headers: dict[str, str]
+    key: bytes | None
+    previous_key: bytes | None
+    previous_until: float
+
+    @classmethod
+    def of(cls, webhook: WebhookConfig, event: EventName) -> RequestPlan:
+        url = webhook.url_for(event)
+        if url is None:
+            raise UrlRejectedError(f"webhook {webhook.id} has no URL for {event.value!r}")
+        headers = {"user-agent": USER_AGENT, EVENT_HEADER: event.value}
+        if webhook.method is not HttpMethod.GET:
+            headers["content-type"] = (
+                FORM_CONTENT_TYPE if webhook.content_type is ContentType.FORM else JSON_CONTENT_TYPE
+            )
+        if webhook.auth is not None:
+            credentials = f"{webhook.auth.username}:{webhook.auth.password.get_secret_value()}"
+            headers["authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        previous = webhook.previous_secret
+        return cls(
+            method=webhook.method,
+            content_type=webhook.content_type,
+            url=url,
+            headers=headers,
+            key=signing_key(webhook.secret) if webhook.secret is not None else None,
+            previous_key=signing_key(previous) if previous is not None else None,
+            previous_until=webhook.previous_secret_expires_at or 0.0,
+        )
+
+    def build(
+        self,
+        payload: dict[str, Any],
+        delivery_id: str,
+        attempt: int,
+        now: int,
+        tracking_token: str | None = None,
+    ) -> tuple[EncodedRequest, dict[str, str]]:
+        """The request and headers of one attempt (the signature is over this attempt's time)."""
+        request = encode_request(payload, self.url, self.method, self.content_type)
+        headers = {
+            **self.headers,
+            "webhook-id": delivery_id,
+            "webhook-timestamp": str(now),
+            ATTEMPT_HEADER: str(attempt),
+        }
+        if self.key is not None:
+            signature = sign(self.key, delivery_id, now, request.signed)
+            if self.previous_key is not None and self.previous_until > now:
+                signature += " " + sign(self.previous_key, delivery_id, now, request.signed)
+            headers["webhook-signature"] = signature
+        if tracking_token is not None:
+            headers[TOKEN_HEADER] = tracking_token
+        return request, headers
 
 
 def build_request(
@@ -82,30 +149,19 @@ def build_request(
     tracking_token: str | None = None,
 ) -> tuple[EncodedRequest, dict[str, str]]:
     """The request and headers of one attempt (pure; the signature is over this attempt's time)."""
-    url = webhook.url_for(event)
-    if url is None:
-        raise UrlRejectedError(f"webhook {webhook.id} has no URL for {event.value!r}")
-    request = encode_request(payload, url, webhook.method, webhook.content_type)
-    headers = {
-        "user-agent": USER_AGENT,
-        "webhook-id": delivery_id,
-        "webhook-timestamp": str(now),
-        EVENT_HEADER: event.value,
-        ATTEMPT_HEADER: str(attempt),
-    }
-    if request.content_type is not None:
-        headers["content-type"] = request.content_type
-    secrets = webhook.signing_secrets(now)
-    if secrets:
-        headers["webhook-signature"] = " ".join(
-            sign(signing_key(secret), delivery_id, now, request.signed) for secret in secrets
-        )
-    if tracking_token is not None:
-        headers[TOKEN_HEADER] = tracking_token
-    if webhook.auth is not None:
-        credentials = f"{webhook.auth.username}:{webhook.auth.password.get_secret_value()}"
-        headers["authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-    return request, headers
+    return RequestPlan.of(webhook, event).build(payload, delivery_id, attempt, now, tracking_token)
+
+
+@dataclass(frozen=True)
+class _PlanEntry:
+    webhook: WebhookConfig  # the config object the plan was made from (configs are immutable)
+    plan: RequestPlan
+    target: yarl.URL  # the URL parsed once; a GET's URL carries its payload and is per request
+    refused: str | None  # why the URL policy refuses the URL, checked once per config
+
+
+#: Plans kept per worker; the cache is cleared whole when it holds this many.
+_PLAN_CACHE_SIZE = 65536
 
 
 class DeliveryClient:
@@ -125,8 +181,10 @@ class DeliveryClient:
         self._tracking_key = tracking_key
         self._tracking_ttl = tracking_ttl
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._plans: dict[tuple[str, EventName], _PlanEntry] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -138,13 +196,43 @@ class DeliveryClient:
                 ttl_dns_cache=30,
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=True
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=True,
+                # One session serves every account: a cookie one receiver sets must never
+                # reach another (and a jar costs time on every request).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+    def _plan(self, webhook: WebhookConfig, event: EventName) -> _PlanEntry:
+        key = (webhook.id, event)
+        entry = self._plans.get(key)
+        if entry is None or entry.webhook is not webhook:
+            plan = RequestPlan.of(webhook, event)
+            try:
+                check_url(plan.url, self._policy)
+                refused = None
+            except UrlRejectedError as exc:
+                refused = str(exc)
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.clear()
+            entry = self._plans[key] = _PlanEntry(
+                webhook, plan, yarl.URL(plan.url, encoded=True), refused
+            )
+        return entry
+
+    def _timeout_of(self, seconds: float | None) -> aiohttp.ClientTimeout:
+        if not seconds:
+            return self._timeout
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return timeout
 
     async def attempt(
         self,
@@ -167,20 +255,23 @@ class DeliveryClient:
         request: EncodedRequest | None = None
         headers: dict[str, str] | None = None
         try:
+            entry = self._plan(webhook, event)
             token = self._token(webhook, delivery_id, message, started)
-            request, headers = build_request(
-                webhook, event, payload, delivery_id, attempt, int(started), token
-            )
-            url = request.url
-            check_url(url, self._policy)
-            session = self._get_session()
-            async with session.request(
+            request, headers = entry.plan.build(payload, delivery_id, attempt, int(started), token)
+            if entry.refused is not None:
+                raise UrlRejectedError(entry.refused)
+            target = entry.target
+            if entry.plan.method is HttpMethod.GET:  # the query carries the payload
+                url = request.url
+                check_url(url, self._policy)
+                target = yarl.URL(url, encoded=True)  # sent as signed, never re-quoted
+            async with self._get_session().request(
                 request.method,
-                yarl.URL(request.url, encoded=True),  # sent as signed, never re-quoted
+                target,
                 data=request.body,
                 headers=headers,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout,
+                timeout=self._timeout_of(timeout),
             ) as response:
                 body = None
                 if webhook.log_response_body if read_body is None else read_body:
@@ -192,7 +283,7 @@ class DeliveryClient:
                     duration_ms=(time.perf_counter() - clock) * 1000,
                     at=started,
                 )
-                return AttemptOutcome(result, body, dict(response.headers), request, headers)
+                return AttemptOutcome(result, body, response.headers, request, headers)
         except (UrlRejectedError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             result = AttemptResult(
                 attempt=attempt,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 registry = CollectorRegistry(auto_describe=True)
@@ -51,6 +54,13 @@ attempt_duration = Histogram(
     registry=registry,
 )
 webhooks = Gauge("hookstream_webhooks", "Webhook configs in this worker's view.", registry=registry)
+
+
+@lru_cache(maxsize=1024)
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once (``labels`` takes a lock and builds a key on
+    every call; the hot path counts every delivery)."""
+    return metric.labels(*labels)
 
 
 def status_class(status: int | None) -> str:

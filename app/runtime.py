@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from mode import Service
 
+from app import faust_transport
+from app.batch_writer import BatchWriter
 from app.config_view import ConfigView
 from app.endpoint_guard import EndpointGuard
 from app.failure_streaks import FailureStreaks
@@ -51,6 +55,8 @@ class Drain:
 
 
 drain = Drain()
+#: Set once the batch writer is bound to the producer; the delivering agents wait for it.
+writer_ready = asyncio.Event()
 rate_limiter = RateLimiter()
 failure_streaks = FailureStreaks(settings.auto_disable_after)
 endpoint_guard = EndpointGuard(
@@ -59,7 +65,10 @@ endpoint_guard = EndpointGuard(
     cooldown=settings.circuit_cooldown,
     slow_after=settings.endpoint_slow_after,
 )
-config_view = ConfigView(settings, TopicCatalog.from_settings(settings).webhooks)
+catalog = TopicCatalog.from_settings(settings)
+config_view = ConfigView(settings, catalog.webhooks)
+batch_writer = BatchWriter(linger=settings.batch_linger_ms / 1000)
+faust_transport.before_flush.append(batch_writer.flush)
 delivery_client = DeliveryClient(
     UrlPolicy(settings.allow_http, settings.allow_private_networks),
     timeout=settings.request_timeout,
@@ -70,6 +79,33 @@ delivery_client = DeliveryClient(
 )
 
 
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a streaming worker (once, when ready).
+
+    Measured (40k deliveries, gc callbacks timing each collection): with Python's defaults the
+    worker spent ~8 s of a 25 s run in the collector, ~30 % of its CPU; the events in flight
+    survive young collections and every older one walks them and every object Faust and the
+    libraries made at startup. ``gc.freeze()`` moves the startup objects out of the collected
+    generations and larger thresholds make collections rarer: 0.35 s, and 0.51 -> 0.35 ms of
+    CPU per delivery. Memory is still reclaimed by reference counting as before; only cyclic
+    garbage lives a little longer.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+#: Allocations before a young collection, and young (then middle) collections before the next
+#: older one; Python's defaults are 700, 10, 10.
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+async def wait_ready() -> None:
+    """Until the worker can deliver: config view caught up, batch writer bound."""
+    await config_view.ready.wait()
+    await writer_ready.wait()
+
+
 @app.service
 class RuntimeService(Service):
     """Runs the config view for the life of the worker and closes the HTTP session at stop."""
@@ -78,6 +114,18 @@ class RuntimeService(Service):
 
     async def on_start(self) -> None:
         self._view_task = asyncio.ensure_future(self._run_view())
+
+    @Service.task
+    async def _start_batch_writer(self) -> None:
+        # Faust's aiokafka client is private API (faust-streaming is pinned); the agents wait
+        # for `writer_ready` before any work.
+        producer: Any = app.producer  # Faust's aiokafka Producer; ProducerT lacks the accessor
+        await producer.maybe_start()
+        topics = [catalog.attempts, *(catalog.retry(t) for t in range(1, catalog.retry_tiers + 1))]
+        await batch_writer.start(producer._ensure_producer(), topics)
+        writer_ready.set()
+        await config_view.ready.wait()
+        tune_gc()
 
     async def _run_view(self) -> None:
         # The view restarts from the beginning after an error: applying records is idempotent,

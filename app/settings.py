@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(
         5, ge=0, description="Producer linger; one-record batches are costly for the broker."
     )
+    batch_linger_ms: int = Field(
+        50,
+        ge=0,
+        description="How long attempt and retry records gather into a batch before it is "
+        "sent; every batch is written before an offset commit.",
+    )
     ssl: bool = Field(False, description="Connect to the brokers over TLS (system CAs by default).")
     ssl_ca_file: str | None = Field(None, description="CA bundle for the brokers' certificates.")
     ssl_cert_file: str | None = Field(None, description="Client certificate (mutual TLS).")

@@ -10,13 +10,13 @@ from faust.web import Request, Response, View
 
 from app import metrics
 from app.main import app
-from app.runtime import config_view
+from app.runtime import config_view, writer_ready
 
 
 @app.page("/health")
 class Health(View):
     async def get(self, request: Request) -> Response:
-        ready = config_view.ready.is_set()
+        ready = config_view.ready.is_set() and writer_ready.is_set()
         assigned: dict[str, list[int]] = {}
         for tp in app.consumer.assignment():
             assigned.setdefault(tp.topic, []).append(tp.partition)

@@ -35,12 +35,14 @@ from app.records import (
 )
 from app.retry_policy import GONE, next_step, parse_retry_after
 from app.runtime import (
+    batch_writer,
     config_view,
     delivery_client,
     drain,
     endpoint_guard,
     failure_streaks,
     rate_limiter,
+    wait_ready,
 )
 from app.webhook_config import WebhookConfig
 
@@ -96,12 +98,10 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
             rate_limiter.release(webhook.id, rate)
             if channels.retry_tiers:
                 parked = RetryJob(job=job, history=history, tier=1, due_at=start)
-                await (
-                    await channels.retry_tiers[1].send(
-                        key=job.webhook_id.encode(), value=parked.to_bytes()
-                    )
+                batch_writer.append(
+                    channels.catalog.retry(1), job.webhook_id.encode(), parked.to_bytes()
                 )
-                metrics.skipped.labels("rate").inc()
+                metrics.child(metrics.skipped, "rate").inc()
                 return
         await asyncio.sleep(max(0.0, start - now))
     attempt = len(history) + 1
@@ -109,7 +109,7 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
     endpoint = f"{webhook.id} {url}"
     ticket = await endpoint_guard.acquire(endpoint)
     if isinstance(ticket, str):  # open circuit or slow, full endpoint: skip the HTTP call
-        metrics.skipped.labels(ticket.split(" ", 1)[0]).inc()
+        metrics.child(metrics.skipped, ticket.split(" ", 1)[0]).inc()
         skipped = AttemptResult(
             attempt=attempt,
             url=url,
@@ -156,12 +156,10 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
             await _disable(webhook, "gone", f"endpoint answered 410 Gone at {outcome.result.url}")
         if step.tier is not None and step.due_at is not None:
             routed = Outcome.RETRY
-            metrics.retries.labels(str(step.tier)).inc()
+            metrics.child(metrics.retries, str(step.tier)).inc()
             retry = RetryJob(job=job, history=history, tier=step.tier, due_at=step.due_at)
-            await (
-                await channels.retry_tiers[step.tier].send(
-                    key=job.webhook_id.encode(), value=retry.to_bytes()
-                )
+            batch_writer.append(
+                channels.catalog.retry(step.tier), job.webhook_id.encode(), retry.to_bytes()
             )
         else:
             routed = Outcome.FAILED
@@ -175,7 +173,9 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
                 await _disable(
                     webhook, "failing", f"every delivery failed for {hours:g} h; last: {last}"
                 )
-    metrics.deliveries.labels(routed.value, metrics.status_class(outcome.result.status)).inc()
+    metrics.child(
+        metrics.deliveries, routed.value, metrics.status_class(outcome.result.status)
+    ).inc()
     record = AttemptRecord.model_construct(
         webhook_id=job.webhook_id,
         account_id=job.account_id,
@@ -185,12 +185,9 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
         outcome=routed,
         response_body=outcome.response_body,
     )
-    # The attempt log is flushed before the source offset is committed (Faust flushes the
-    # producer on commit), so it need not hold up the next event; straight to the producer,
-    # without Faust's per-message channel machinery.
-    await app.producer.send(
-        channels.catalog.attempts, job.webhook_id.encode(), record.to_bytes(), None, None, None
-    )
+    # Retry and attempt records are written before the source offset is committed
+    # (see app.batch_writer).
+    batch_writer.append(channels.catalog.attempts, job.webhook_id.encode(), record.to_bytes())
 
 
 async def _decode(
@@ -215,7 +212,7 @@ async def deliver_jobs(jobs: list[DeliveryJob]) -> None:
     channels.deliveries, name="hookstream.deliver", concurrency=settings.delivery_concurrency
 )
 async def deliver(stream: StreamT[bytes]) -> None:
-    await config_view.ready.wait()
+    await wait_ready()
     async for event in stream.events():
         with drain.track():
             batch = await _decode(event, DeliveryBatch, "deliver")
@@ -227,7 +224,7 @@ def _retry_agent(tier: int) -> None:
     stage = f"retry.{tier}"
 
     async def retry(stream: StreamT[bytes]) -> None:
-        await config_view.ready.wait()
+        await wait_ready()
         async for event in stream.events():
             retry_job = await _decode(event, RetryJob, stage)
             if isinstance(retry_job, RetryJob):

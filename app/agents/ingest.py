@@ -20,7 +20,7 @@ from app.errors import InvalidInputError
 from app.join import jobs_for_event, parse_event
 from app.main import app, settings
 from app.records import SourceRef
-from app.runtime import config_view, drain
+from app.runtime import config_view, drain, wait_ready
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def _family(topic: str) -> str:
 
 @app.agent(channels.events, name="hookstream.ingest", concurrency=settings.delivery_concurrency)
 async def ingest(stream: StreamT[bytes]) -> None:
-    await config_view.ready.wait()
+    await wait_ready()
     async for event in stream.events():
         with drain.track():
             await _ingest_one(event)
@@ -58,6 +58,6 @@ async def _ingest_one(event: EventT[bytes]) -> None:
         )
         await report_invalid(event, f"internal error: {type(exc).__name__}: {exc}", "ingest")
         return
-    metrics.events_in.labels(family.value, "valid").inc()
+    metrics.child(metrics.events_in, family.value, "valid").inc()
     if jobs:
         await deliver_jobs(jobs)

@@ -196,6 +196,6 @@ async def _test(config: WebhookConfig, body: TestIn) -> dict[str, Any]:
             "headers": sent_headers,
             "body": request.body.decode("utf-8", "replace") if request and request.body else None,
         },
-        response_headers=outcome.response_headers,
+        response_headers=dict(outcome.response_headers),
         response_body=outcome.response_body,
     ).model_dump(mode="json")

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds an open circuit skips requests before one probe."
     )
     consumer_fetch_max_wait_ms: int = Field(
-        100,
+        50,
         ge=1,
         description="How long a fetch may wait for data; Faust's fixed 1500 ms adds latency.",
     )

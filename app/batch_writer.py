@@ -41,7 +41,8 @@ class _Partition:
     topic: str
     partition: int
     open: Any = None  # aiokafka BatchBuilder
-    full: deque[Any] = field(default_factory=deque)
+    #: Closed batches to send, each with a future that gets the producer's delivery future.
+    full: deque[tuple[Any, asyncio.Future[Any]]] = field(default_factory=deque)
     sender: asyncio.Task[None] | None = None
 
 
@@ -62,7 +63,8 @@ class BatchWriter:
         self._partition_of: dict[tuple[str, bytes], int] = {}
         self._tps: dict[tuple[str, int], _Partition] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self._unconfirmed: set[asyncio.Future[Any]] = set()
+        self._not_handed: set[asyncio.Future[Any]] = set()  # queued batches: their hand-over
+        self._unconfirmed: set[asyncio.Future[Any]] = set()  # handed over: their delivery
         self._failure: BaseException | None = None
 
     async def start(self, producer: Any, topics: list[str]) -> None:
@@ -93,39 +95,44 @@ class BatchWriter:
         if tp.open is None:
             tp.open = self._producer.create_batch()
         if tp.open.append(key=key, value=value, timestamp=None) is None:  # full: queue it
-            tp.full.append(tp.open)
+            self._queue(tp)
             tp.open = self._producer.create_batch()
             if tp.open.append(key=key, value=value, timestamp=None) is None:
                 raise ValueError(f"a record of {len(value)} bytes does not fit in a batch")
-            self._wake(tp)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._linger, self._send_open)
+
+    def _queue(self, tp: _Partition) -> None:
+        """Close the open batch of ``tp`` and queue it for its sender."""
+        handed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._not_handed.add(handed)
+        handed.add_done_callback(self._not_handed.discard)
+        tp.full.append((tp.open, handed))
+        tp.open = None
+        if tp.sender is None:
+            tp.sender = asyncio.ensure_future(self._send_full(tp))
 
     def _send_open(self) -> None:
         self._timer = None
         for tp in self._tps.values():
             if tp.open is not None:
-                tp.full.append(tp.open)
-                tp.open = None
-                self._wake(tp)
-
-    def _wake(self, tp: _Partition) -> None:
-        if tp.sender is None:
-            tp.sender = asyncio.ensure_future(self._send_full(tp))
+                self._queue(tp)
 
     async def _send_full(self, tp: _Partition) -> None:
         try:
             while tp.full:
-                batch = tp.full.popleft()
+                batch, handed = tp.full.popleft()
                 try:
                     written = await self._producer.send_batch(
                         batch, tp.topic, partition=tp.partition
                     )
                 except Exception as exc:
                     self._failed(exc, batch.record_count(), tp)
+                    handed.set_result(None)
                     continue
                 self._unconfirmed.add(written)
                 written.add_done_callback(functools.partial(self._confirm, tp=tp))
+                handed.set_result(written)
         finally:
             tp.sender = None
 
@@ -140,13 +147,16 @@ class BatchWriter:
         self._failure = exc or RuntimeError("cancelled")
 
     async def flush(self) -> None:
-        """Send every open batch and wait until all are written; raise if one was not."""
+        """Send every open batch and wait until every record appended before this call is
+        written; raise if one was not. Records appended meanwhile are not waited for: under
+        steady load waiting for an idle writer made commits wait for a lull (34 s measured)."""
         if self._timer is not None:
             self._timer.cancel()
         self._send_open()
-        while senders := [tp.sender for tp in self._tps.values() if tp.sender is not None]:
-            await asyncio.gather(*senders, return_exceptions=True)
-        if self._unconfirmed:
-            await asyncio.gather(*self._unconfirmed, return_exceptions=True)
+        waiting = list(self._unconfirmed)
+        handed = await asyncio.gather(*self._not_handed) if self._not_handed else []
+        waiting += [written for written in handed if written is not None]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
         if self._failure is not None:
             raise BatchWriteError(f"records were not written: {self._failure!r}")

@@ -144,3 +144,32 @@ async def test_a_busy_partition_sends_its_full_batches_one_at_a_time_in_order() 
     (records,) = producer.written.values()
     assert [v[:4] for _, v in records] == [b"%04d" % n for n in range(2000)]
     assert producer.sends > 20
+
+
+async def test_a_flush_under_steady_load_waits_only_for_what_came_before_it() -> None:
+    # Records keep arriving while Faust commits; the commit must not wait for a lull.
+    producer = ProducerDouble(batch_size=1024, delay=0.05)  # a batch per record, 50 ms each
+    writer = await _writer(producer, linger=0.005)
+    writer.append("attempts", b"wh_1", b"before")
+    for n in range(5):  # a backlog, as under load: the sender is busy when the flush begins
+        writer.append("attempts", b"wh_1", b"backlog%d" % n + b"x" * 800)
+    stop = asyncio.Event()
+
+    async def keep_appending() -> None:
+        n = 0
+        while not stop.is_set():
+            writer.append("attempts", b"wh_1", b"%06d" % n + b"x" * 800)
+            n += 1
+            await asyncio.sleep(0.002)
+
+    appender = asyncio.ensure_future(keep_appending())
+    try:
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(writer.flush(), timeout=3)
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        stop.set()
+        await appender
+    assert took < 1.0
+    (records,) = producer.written.values()
+    assert records[0][1] == b"before"

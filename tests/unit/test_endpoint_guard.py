@@ -74,3 +74,37 @@ async def test_a_success_resets_the_failure_count() -> None:
         assert isinstance(ticket, int)
         g.release("e", ticket, ok=ok)
     assert not g.is_open("e")
+
+
+async def test_a_full_endpoint_that_keeps_finishing_requests_is_not_slow() -> None:
+    # A healthy endpoint with a queue (one event fanned out to many webhooks): its oldest
+    # request is old, but requests keep finishing, so jobs wait for a slot instead of being
+    # sent to the retry tier.
+    clock = Clock()
+    g = guard(clock)
+    first, second = await g.acquire("e"), await g.acquire("e")
+    assert isinstance(first, int) and isinstance(second, int)
+    clock.now = 4.8
+    g.release("e", first, ok=True)
+    assert isinstance(await g.acquire("e"), int)  # full again; `second` started at 0
+    clock.now = 5.0
+    waiting = asyncio.ensure_future(g.acquire("e"))
+    await asyncio.sleep(0)
+    assert not waiting.done()  # waits: something finished 0.2 s ago
+    g.release("e", second, ok=True)
+    assert isinstance(await asyncio.wait_for(waiting, 1), int)
+
+
+async def test_a_release_hands_the_slot_to_one_waiting_job() -> None:
+    clock = Clock()
+    g = guard(clock)
+    first, _ = await g.acquire("e"), await g.acquire("e")
+    assert isinstance(first, int)
+    waiting = [asyncio.ensure_future(g.acquire("e")) for _ in range(3)]
+    await asyncio.sleep(0)
+    g.release("e", first, ok=True)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert [w.done() for w in waiting] == [True, False, False]  # first come, first served
+    for w in waiting[1:]:
+        w.cancel()

@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     endpoint_slow_after: float = Field(
         0.5,
         gt=0,
-        description="Seconds after which a full endpoint counts as slow: new jobs for it go to "
-        "the retry tier instead of waiting for a slot.",
+        description="A full endpoint that finished no request for this many seconds is slow: "
+        "new jobs for it go to the retry tier instead of waiting for a slot.",
     )
     circuit_failure_threshold: int = Field(
         5, ge=1, description="Consecutive failures that open an endpoint's circuit."

@@ -587,7 +587,23 @@ async def main() -> None:
         }
         out = ROOT / "results" / f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H%M%S}.json"
         out.write_text(
-            json.dumps({"events": EVENTS, "machine": machine, **bench.results}, indent=2) + "\n"
+            json.dumps(
+                {
+                    "events": EVENTS,
+                    "scenarios": SELECTED,
+                    "settings": {  # overrides the workers ran with
+                        k: v
+                        for k, v in sorted(os.environ.items())
+                        if k.startswith("HOOKSTREAM_")
+                        and k != "HOOKSTREAM_BROKER"
+                        and not any(w in k for w in ("SECRET", "TOKEN", "PASSWORD", "KEY"))
+                    },
+                    "machine": machine,
+                    **bench.results,
+                },
+                indent=2,
+            )
+            + "\n"
         )
         print(f"figures written to {out.relative_to(ROOT.parent)}", flush=True)
 

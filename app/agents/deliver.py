@@ -6,8 +6,10 @@ travels alone, as a :class:`RetryJob` on ``deliveries.retry.N``. Tier N's agent
 waits until the job is due (every job on a tier has the same delay, so a partition is in due
 order) and tries again; after the last tier the job goes to ``deliveries.failed``.
 
-Custody: the event is acknowledged only after the retry or dead-letter record is written, so
-a crash at any moment re-sends at worst (same delivery id), and never loses a job.
+Custody: an event's offset is committed only after its jobs' retry or dead-letter records are
+on the broker (retry and attempt records go through :mod:`app.batch_writer`, which is flushed
+before every commit), so a crash at any moment re-sends at worst (same delivery id), and never
+loses a job.
 """
 
 from __future__ import annotations

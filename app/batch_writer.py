@@ -7,10 +7,11 @@ record batch of its topic-partition, and a batch goes to the producer when it is
 ``linger`` seconds, or on :meth:`BatchWriter.flush`.
 
 Custody: :mod:`app.faust_transport` awaits :meth:`flush` before the producer's own flush, which
-Faust runs before every offset commit. ``flush`` returns once every batch handed over so far is
-on the broker, and raises if one was not, so an event's offset is never committed before the
-records it caused (its attempt log, its retry) are written. Keys and partitioning are those of
-a keyed send (Kafka's murmur2 of the key), so a webhook's records stay on one partition.
+Faust runs before every offset commit. ``flush`` returns once every record appended before it
+is on the broker, and raises if one was not (then and at every later flush), so an event's
+offset is never committed before the records it caused (its attempt log, its retry). Keys
+and partitioning are those of a keyed send (Kafka's murmur2 of the key), so a webhook's
+records stay on one partition.
 """
 
 from __future__ import annotations

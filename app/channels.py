@@ -8,7 +8,7 @@ from app.events import EventFamily
 from app.main import app, settings
 from app.topics import TopicCatalog
 
-catalog = TopicCatalog.from_settings(settings)
+catalog: TopicCatalog = TopicCatalog.from_settings(settings)
 
 
 def _raw_topic(*names: str) -> Any:
@@ -28,7 +28,10 @@ events = _raw_topic(catalog.events_contacts, catalog.events_messages)
 events_messages = _raw_topic(catalog.events_messages)
 webhooks = _raw_topic(catalog.webhooks)
 deliveries = _raw_topic(catalog.deliveries)
-retry_tiers = {t: _raw_topic(catalog.retry(t)) for t in range(1, catalog.retry_tiers + 1)}
+retry_topic_names: dict[int, str] = {t: catalog.retry(t) for t in range(1, catalog.retry_tiers + 1)}
+retry_tiers = {t: _raw_topic(name) for t, name in retry_topic_names.items()}
+#: Resolved once: the delivery path names these topics for every attempt.
+attempts_topic_name: str = catalog.attempts
 deliveries_failed = _raw_topic(catalog.deliveries_failed)
 attempts = _raw_topic(catalog.attempts)
 events_invalid = _raw_topic(catalog.events_invalid)

@@ -14,7 +14,7 @@ import base64
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -22,14 +22,14 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from app import __version__
-from app.encoding import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, EncodedRequest, encode_request
+from app.encoding import EncodedRequest, encode_request
 from app.errors import UrlRejectedError
 from app.events import EventName
 from app.records import RESPONSE_BODY_CAP, AttemptResult
 from app.signing import sign
 from app.tracking import TOKEN_HEADER, TrackingClaims, issue_token
 from app.url_policy import UrlPolicy, check_url, forbidden_address_reason
-from app.webhook_config import ContentType, HttpMethod, WebhookConfig, signing_key
+from app.webhook_config import WebhookConfig, signing_key
 
 USER_AGENT = f"hookstream/{__version__}"
 EVENT_HEADER = "x-hookstream-event"
@@ -78,16 +78,12 @@ class RequestPlan:
     """What every request of one webhook for one event has in common, worked out once.
 
     The worker keeps one per (webhook config, event) (see :class:`DeliveryClient`), so an
-    attempt only encodes its payload, signs it and adds its own three headers.
+    attempt only encodes its payload, signs it and adds its own headers.
     """
 
-    method: HttpMethod
-    content_type: ContentType
+    webhook: WebhookConfig  # the config object it was made from (configs are immutable)
     url: str
-    headers: dict[str, str]
-    key: bytes | None
-    previous_key: bytes | None
-    previous_until: float
+    headers: dict[str, str] = field(repr=False)  # may hold basic-auth credentials
 
     @classmethod
     def of(cls, webhook: WebhookConfig, event: EventName) -> RequestPlan:
@@ -95,23 +91,10 @@ class RequestPlan:
         if url is None:
             raise UrlRejectedError(f"webhook {webhook.id} has no URL for {event.value!r}")
         headers = {"user-agent": USER_AGENT, EVENT_HEADER: event.value}
-        if webhook.method is not HttpMethod.GET:
-            headers["content-type"] = (
-                FORM_CONTENT_TYPE if webhook.content_type is ContentType.FORM else JSON_CONTENT_TYPE
-            )
         if webhook.auth is not None:
             credentials = f"{webhook.auth.username}:{webhook.auth.password.get_secret_value()}"
             headers["authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-        previous = webhook.previous_secret
-        return cls(
-            method=webhook.method,
-            content_type=webhook.content_type,
-            url=url,
-            headers=headers,
-            key=signing_key(webhook.secret) if webhook.secret is not None else None,
-            previous_key=signing_key(previous) if previous is not None else None,
-            previous_until=webhook.previous_secret_expires_at or 0.0,
-        )
+        return cls(webhook, url, headers)
 
     def build(
         self,
@@ -122,18 +105,21 @@ class RequestPlan:
         tracking_token: str | None = None,
     ) -> tuple[EncodedRequest, dict[str, str]]:
         """The request and headers of one attempt (the signature is over this attempt's time)."""
-        request = encode_request(payload, self.url, self.method, self.content_type)
+        webhook = self.webhook
+        request = encode_request(payload, self.url, webhook.method, webhook.content_type)
         headers = {
             **self.headers,
             "webhook-id": delivery_id,
             "webhook-timestamp": str(now),
             ATTEMPT_HEADER: str(attempt),
         }
-        if self.key is not None:
-            signature = sign(self.key, delivery_id, now, request.signed)
-            if self.previous_key is not None and self.previous_until > now:
-                signature += " " + sign(self.previous_key, delivery_id, now, request.signed)
-            headers["webhook-signature"] = signature
+        if request.content_type is not None:
+            headers["content-type"] = request.content_type
+        secrets = webhook.signing_secrets(now)
+        if secrets:  # keys are decoded once (signing_key is cached)
+            headers["webhook-signature"] = " ".join(
+                sign(signing_key(secret), delivery_id, now, request.signed) for secret in secrets
+            )
         if tracking_token is not None:
             headers[TOKEN_HEADER] = tracking_token
         return request, headers
@@ -154,7 +140,6 @@ def build_request(
 
 @dataclass(frozen=True)
 class _PlanEntry:
-    webhook: WebhookConfig  # the config object the plan was made from (configs are immutable)
     plan: RequestPlan
     target: yarl.URL  # the URL parsed once; a GET's URL carries its payload and is per request
     refused: str | None  # why the URL policy refuses the URL, checked once per config
@@ -181,7 +166,6 @@ class DeliveryClient:
         self._tracking_key = tracking_key
         self._tracking_ttl = tracking_ttl
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._plans: dict[tuple[str, EventName], _PlanEntry] = {}
@@ -212,7 +196,7 @@ class DeliveryClient:
     def _plan(self, webhook: WebhookConfig, event: EventName) -> _PlanEntry:
         key = (webhook.id, event)
         entry = self._plans.get(key)
-        if entry is None or entry.webhook is not webhook:
+        if entry is None or entry.plan.webhook is not webhook:
             plan = RequestPlan.of(webhook, event)
             try:
                 check_url(plan.url, self._policy)
@@ -221,18 +205,8 @@ class DeliveryClient:
                 refused = str(exc)
             if len(self._plans) >= _PLAN_CACHE_SIZE:
                 self._plans.clear()
-            entry = self._plans[key] = _PlanEntry(
-                webhook, plan, yarl.URL(plan.url, encoded=True), refused
-            )
+            entry = self._plans[key] = _PlanEntry(plan, yarl.URL(plan.url, encoded=True), refused)
         return entry
-
-    def _timeout_of(self, seconds: float | None) -> aiohttp.ClientTimeout:
-        if not seconds:
-            return self._timeout
-        timeout = self._timeouts.get(seconds)
-        if timeout is None:
-            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
-        return timeout
 
     async def attempt(
         self,
@@ -251,17 +225,18 @@ class DeliveryClient:
         """
         started = time.time()
         clock = time.perf_counter()
-        url = webhook.url_for(event) or ""
+        url = ""
         request: EncodedRequest | None = None
         headers: dict[str, str] | None = None
         try:
             entry = self._plan(webhook, event)
+            url = entry.plan.url
             token = self._token(webhook, delivery_id, message, started)
             request, headers = entry.plan.build(payload, delivery_id, attempt, int(started), token)
             if entry.refused is not None:
                 raise UrlRejectedError(entry.refused)
             target = entry.target
-            if entry.plan.method is HttpMethod.GET:  # the query carries the payload
+            if request.method == "GET":  # the query carries the payload
                 url = request.url
                 check_url(url, self._policy)
                 target = yarl.URL(url, encoded=True)  # sent as signed, never re-quoted
@@ -271,7 +246,7 @@ class DeliveryClient:
                 data=request.body,
                 headers=headers,
                 allow_redirects=False,
-                timeout=self._timeout_of(timeout),
+                timeout=aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout,
             ) as response:
                 body = None
                 if webhook.log_response_body if read_body is None else read_body:

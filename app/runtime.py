@@ -10,7 +10,7 @@ from typing import Any
 
 from mode import Service
 
-from app import faust_transport
+from app import channels, faust_transport
 from app.batch_writer import BatchWriter
 from app.config_view import ConfigView
 from app.endpoint_guard import EndpointGuard
@@ -19,7 +19,6 @@ from app.gc_tuning import tune_gc
 from app.http_client import DeliveryClient
 from app.main import app, settings
 from app.rate_limit import RateLimiter
-from app.topics import TopicCatalog
 from app.url_policy import UrlPolicy
 
 log = logging.getLogger(__name__)
@@ -65,8 +64,7 @@ endpoint_guard = EndpointGuard(
     cooldown=settings.circuit_cooldown,
     slow_after=settings.endpoint_slow_after,
 )
-catalog = TopicCatalog.from_settings(settings)
-config_view = ConfigView(settings, catalog.webhooks)
+config_view = ConfigView(settings, channels.catalog.webhooks)
 batch_writer = BatchWriter(linger=settings.batch_linger_ms / 1000)
 faust_transport.before_flush.append(batch_writer.flush)
 delivery_client = DeliveryClient(
@@ -100,10 +98,13 @@ class RuntimeService(Service):
         # for `writer_ready` before any work.
         producer: Any = app.producer  # Faust's aiokafka Producer; ProducerT lacks the accessor
         await producer.maybe_start()
-        topics = [catalog.attempts, *(catalog.retry(t) for t in range(1, catalog.retry_tiers + 1))]
+        topics = [channels.attempts_topic_name, *channels.retry_topic_names.values()]
         await batch_writer.start(producer._ensure_producer(), topics)
         writer_ready.set()
-        await config_view.ready.wait()
+
+    @Service.task
+    async def _tune_gc_when_ready(self) -> None:
+        await wait_ready()  # what exists now is the worker's long-lived state
         tune_gc()
 
     async def _run_view(self) -> None:

@@ -101,7 +101,7 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
             if channels.retry_tiers:
                 parked = RetryJob(job=job, history=history, tier=1, due_at=start)
                 batch_writer.append(
-                    channels.catalog.retry(1), job.webhook_id.encode(), parked.to_bytes()
+                    channels.retry_topic_names[1], job.webhook_id.encode(), parked.to_bytes()
                 )
                 metrics.child(metrics.skipped, "rate").inc()
                 return
@@ -161,7 +161,7 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
             metrics.child(metrics.retries, str(step.tier)).inc()
             retry = RetryJob(job=job, history=history, tier=step.tier, due_at=step.due_at)
             batch_writer.append(
-                channels.catalog.retry(step.tier), job.webhook_id.encode(), retry.to_bytes()
+                channels.retry_topic_names[step.tier], job.webhook_id.encode(), retry.to_bytes()
             )
         else:
             routed = Outcome.FAILED
@@ -189,7 +189,7 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
     )
     # Retry and attempt records are written before the source offset is committed
     # (see app.batch_writer).
-    batch_writer.append(channels.catalog.attempts, job.webhook_id.encode(), record.to_bytes())
+    batch_writer.append(channels.attempts_topic_name, job.webhook_id.encode(), record.to_bytes())
 
 
 async def _decode(

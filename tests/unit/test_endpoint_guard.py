@@ -95,7 +95,9 @@ async def test_a_full_endpoint_that_keeps_finishing_requests_is_not_slow() -> No
     assert isinstance(await asyncio.wait_for(waiting, 1), int)
 
 
-async def test_a_release_hands_the_slot_to_one_waiting_job() -> None:
+async def test_a_release_lets_exactly_one_waiting_job_through_in_arrival_order() -> None:
+    # The limit holds with several jobs waiting (the previous design woke them all, which
+    # cost CPU but gave the same outcome, so this checks the limit, not the wake-ups).
     clock = Clock()
     g = guard(clock)
     first, _ = await g.acquire("e"), await g.acquire("e")
@@ -105,6 +107,6 @@ async def test_a_release_hands_the_slot_to_one_waiting_job() -> None:
     g.release("e", first, ok=True)
     for _ in range(5):
         await asyncio.sleep(0)
-    assert [w.done() for w in waiting] == [True, False, False]  # first come, first served
+    assert [w.done() for w in waiting] == [True, False, False]
     for w in waiting[1:]:
         w.cancel()

@@ -57,7 +57,14 @@ class Settings(BaseSettings):
         False,
         description="Allow webhook URLs on loopback, private, link-local and metadata addresses.",
     )
-    partitions: int = Field(8, ge=1, description="Partitions of every topic hookstream creates.")
+    partitions: int = Field(
+        2,
+        ge=1,
+        description="Partitions of every topic hookstream creates; at least the number of "
+        "workers. 2 suits one or two local workers: the embedded broker lists every batch of a "
+        "partition on each fetch, so more partitions cost it CPU and latency (README, "
+        "Performance). A cluster sets its worker ceiling (deploy/: 24).",
+    )
     replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
     broker_session_timeout: float = Field(
         10.0,
@@ -83,7 +90,7 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds an open circuit skips requests before one probe."
     )
     consumer_fetch_max_wait_ms: int = Field(
-        50,
+        20,
         ge=1,
         description="How long a fetch may wait for data; Faust's fixed 1500 ms adds latency.",
     )

@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.embedded_broker import free_port, start_broker, wait_for_port
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent
 HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")
@@ -368,7 +369,9 @@ async def run_baseline(bench: Bench, run_id: str, tuned: bool) -> dict[str, Any]
     base_topic = f"bench{run_id}.baseline-{name}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bench.broker)
     await admin.start()
-    await admin.create_topics([NewTopic(base_topic, 8, 1)])
+    # As many partitions as hookstream's input topics: the broker's cost per fetch grows
+    # with them, so both sides must have the same number.
+    await admin.create_topics([NewTopic(base_topic, Settings().partitions, 1)])
     await admin.close()
     base_env = dict(
         os.environ,

@@ -188,9 +188,19 @@ def cmd_receiver(args: argparse.Namespace) -> int:
 
 
 # -- run (make run) -------------------------------------------------------------------------
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """Start the embedded broker (unless HOOKSTREAM_BROKER is set) and one worker."""
+    """Start the embedded broker (unless HOOKSTREAM_BROKER is set) and one worker.
+
+    Ctrl-C or SIGTERM stops both: the worker first (it drains), then the broker. SIGTERM used
+    to kill this process alone and leave the two running.
+    """
     from app.embedded_broker import start_broker
+
+    signal.signal(signal.SIGTERM, _interrupt)
 
     env = dict(os.environ)
     children: list[subprocess.Popen[bytes]] = []
@@ -216,6 +226,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut this short
         for child in reversed(children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

@@ -1,0 +1,63 @@
+"""``hookstream run`` (what ``make run`` starts): SIGTERM stops its worker and broker too."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import aiohttp
+
+from app.embedded_broker import free_port
+from tests.integration.harness import HOOKSTREAM, unique, wait_until
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+async def _ready(web_port: int) -> bool:
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{web_port}/health") as response,
+        ):
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def test_sigterm_stops_the_worker_and_the_embedded_broker_it_started(
+    tmp_path: Path,
+) -> None:
+    broker_port, web_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSTREAM_")}
+    env.update(
+        HOOKSTREAM_TOPIC_PREFIX=unique("run.") + ".",
+        HOOKSTREAM_APP_ID=unique("run-"),
+        HOOKSTREAM_DATA_DIR=str(tmp_path / "data"),
+    )
+    with open(tmp_path / "run.log", "wb") as log:
+        run = subprocess.Popen(
+            [HOOKSTREAM, "run", "--broker-port", str(broker_port), "--web-port", str(web_port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            await wait_until(lambda: _ready(web_port), 90, "hookstream run to be ready", 0.2)
+            assert _listening(broker_port)
+            run.send_signal(signal.SIGTERM)
+            await wait_until(lambda: run.poll() is not None, 40, "hookstream run to exit", 0.1)
+            assert not _listening(web_port), "the worker outlived hookstream run"
+            assert not _listening(broker_port), "the broker outlived hookstream run"
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()

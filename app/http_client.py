@@ -125,19 +125,6 @@ class RequestPlan:
         return request, headers
 
 
-def build_request(
-    webhook: WebhookConfig,
-    event: EventName,
-    payload: dict[str, Any],
-    delivery_id: str,
-    attempt: int,
-    now: int,
-    tracking_token: str | None = None,
-) -> tuple[EncodedRequest, dict[str, str]]:
-    """The request and headers of one attempt (pure; the signature is over this attempt's time)."""
-    return RequestPlan.of(webhook, event).build(payload, delivery_id, attempt, now, tracking_token)
-
-
 @dataclass(frozen=True)
 class _PlanEntry:
     plan: RequestPlan

@@ -60,10 +60,8 @@ class Settings(BaseSettings):
     partitions: int = Field(
         2,
         ge=1,
-        description="Partitions of every topic hookstream creates; at least the number of "
-        "workers. 2 suits one or two local workers: the embedded broker lists every batch of a "
-        "partition on each fetch, so more partitions cost it CPU and latency (README, "
-        "Performance). A cluster sets its worker ceiling (deploy/: 24).",
+        description="Partitions of every topic hookstream creates: at least the number of "
+        "workers. 2 is for local use on the embedded broker (why: README, Performance).",
     )
     replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
     broker_session_timeout: float = Field(

@@ -50,6 +50,20 @@ async def wait_until(
 
 
 # -- worker processes -----------------------------------------------------------------------
+async def fetch_health(web_port: int) -> dict[str, Any] | None:
+    """A worker's /health document once it is ready (200), else None."""
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"http://127.0.0.1:{web_port}/health", timeout=aiohttp.ClientTimeout(total=2)
+            ) as resp,
+        ):
+            return dict(await resp.json()) if resp.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
 @dataclass
 class WorkerProcess:
     """One ``hookstream worker`` subprocess with its own web port and log file."""
@@ -73,14 +87,7 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.web_port}/health"
 
     async def health(self) -> dict[str, Any] | None:
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(self.health_url, timeout=aiohttp.ClientTimeout(total=2)) as resp,
-            ):
-                return dict(await resp.json()) if resp.status == 200 else None
-        except (aiohttp.ClientError, TimeoutError):
-            return None
+        return await fetch_health(self.web_port)
 
     async def wait_ready(self, timeout: float = 90.0) -> dict[str, Any]:
         async def _ready() -> dict[str, Any] | None:

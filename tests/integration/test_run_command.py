@@ -8,10 +8,8 @@ import socket
 import subprocess
 from pathlib import Path
 
-import aiohttp
-
 from app.embedded_broker import free_port
-from tests.integration.harness import HOOKSTREAM, unique, wait_until
+from tests.integration.harness import HOOKSTREAM, fetch_health, unique, wait_until
 
 
 def _listening(port: int) -> bool:
@@ -19,17 +17,6 @@ def _listening(port: int) -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
     except OSError:
-        return False
-
-
-async def _ready(web_port: int) -> bool:
-    try:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{web_port}/health") as response,
-        ):
-            return response.status == 200
-    except aiohttp.ClientError:
         return False
 
 
@@ -51,7 +38,7 @@ async def test_sigterm_stops_the_worker_and_the_embedded_broker_it_started(
             stderr=subprocess.STDOUT,
         )
         try:
-            await wait_until(lambda: _ready(web_port), 90, "hookstream run to be ready", 0.2)
+            await wait_until(lambda: fetch_health(web_port), 90, "hookstream run to be ready", 0.2)
             assert _listening(broker_port)
             run.send_signal(signal.SIGTERM)
             await wait_until(lambda: run.poll() is not None, 40, "hookstream run to exit", 0.1)

@@ -159,14 +159,13 @@ def test_both_signatures_verify_with_the_official_library_during_rotation() -> N
     from standardwebhooks import Webhook
 
     from app.events import EventName
-    from app.http_client import build_request
+    from app.http_client import RequestPlan
 
     rotated = WebhookConfig.model_validate(
         merge_patch({"secret": NEW_SECRET}, current(), now=time.time(), grace=60.0)
     )
-    request, headers = build_request(
-        rotated, EventName.MESSAGE_SENT, {"a": 1}, "msg_1", 1, int(time.time())
-    )
+    plan = RequestPlan.of(rotated, EventName.MESSAGE_SENT)
+    request, headers = plan.build({"a": 1}, "msg_1", 1, int(time.time()))
     assert len(headers["webhook-signature"].split(" ")) == 2
     for secret in (SECRET, NEW_SECRET):
         assert Webhook(secret).verify(request.body or b"", headers) == {"a": 1}

@@ -1,4 +1,5 @@
-"""Isolation: one endpoint that never answers does not hold up the healthy ones.
+"""Isolation: one endpoint that never answers does not hold up the healthy ones, and failed
+jobs waiting on a retry tier do not hold up new events.
 
 Throughput is compared as a ratio within the same run (healthy webhooks alone, then the same
 number of healthy webhooks beside a hung one), never as an absolute time.
@@ -6,13 +7,14 @@ number of healthy webhooks beside a hung one), never as an absolute time.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from tests.integration.conftest import Pipeline, started_pipeline
-from tests.integration.harness import Receiver, unique, wait_until
+from tests.integration.harness import Received, Receiver, unique, wait_until
 from tests.seed_bodies import input_event
 
 pytestmark = pytest.mark.slow
@@ -106,3 +108,75 @@ async def test_a_hung_endpoint_keeps_healthy_throughput_above_80_percent_and_los
     assert reasons <= {"timeout", "skipped"}
     assert "skipped" in reasons  # the circuit or the bulkhead kept most calls off the wire
     await isolated.kafka.close()
+
+
+#: More failed jobs than a tier's actors (200) and stream buffer (Faust's 4,096) hold at once.
+WAITING_RETRIES = 6000
+
+
+@pytest.fixture(scope="module")
+def long_retries(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    with started_pipeline(
+        broker,
+        tmp_path_factory.mktemp("long-retries"),
+        HOOKSTREAM_RETRY_DELAYS="20,20,20",  # the failed jobs wait on tier 1 while we watch
+        HOOKSTREAM_CIRCUIT_COOLDOWN="5",  # recovered by the time they are due
+    ) as pipeline:
+        yield pipeline
+
+
+async def test_retries_waiting_on_a_tier_do_not_hold_up_new_events(
+    long_retries: Pipeline, receiver: Receiver
+) -> None:
+    """A failing endpoint's jobs fill tier 1's stream buffer while they wait out the delay.
+    Faust's fetch loop, shared by every topic, used to wait for room in that buffer, so no
+    new event was read until the first of them fell due; and a message left on the broker
+    meanwhile must still be read, once."""
+    pipeline = long_retries
+    await pipeline.worker.wait_ready()
+    failing = {"id": unique("wh_failing_"), "account_id": unique("acct_f_")}
+    healthy = {"id": unique("wh_healthy_"), "account_id": unique("acct_h_")}
+    failing["url"], healthy["url"] = receiver.url("/failing"), receiver.url("/healthy")
+    receiver.script("/failing", [500] * WAITING_RETRIES)  # its circuit opens: all to tier 1
+    await pipeline.kafka.put_webhooks([failing, healthy], pipeline.worker)
+
+    await pipeline.kafka.send_json_many(
+        pipeline.catalog.events_messages,
+        [
+            (str(n), input_event("message sent", failing["account_id"], event_id=f"f{n}"))
+            for n in range(WAITING_RETRIES)
+        ],
+    )
+    await pipeline.kafka.read(  # every job routed: each left an attempt record
+        pipeline.catalog.attempts,
+        lambda v: v["webhook_id"] == failing["id"],
+        count=WAITING_RETRIES,
+        timeout=120,
+    )
+
+    # New events for a healthy webhook while those wait: each must be delivered before the
+    # first waiting job falls due (an order, not a timing: the old loop read nothing until then).
+    healthy_from = time.time()
+    for n in range(50):
+        await pipeline.kafka.send_json(
+            pipeline.catalog.events_messages,
+            input_event("message sent", healthy["account_id"], event_id=f"h{n}"),
+            key=healthy["account_id"],
+        )
+        await asyncio.sleep(0.05)  # a steady trickle (pacing the producer, not a wait)
+    await receiver.wait_for("/healthy", count=50, timeout=90)
+
+    def retried() -> list[Received]:
+        return [r for r in receiver.at("/failing") if r.at > healthy_from]
+
+    assert retried() == [], "new events were held until the waiting retries fell due"
+    receiver.script("/failing", [])  # the endpoint recovers before its retries fall due
+
+    # Nothing left on the broker was lost or read twice: every waiting job is delivered once.
+    await wait_until(
+        lambda: len({r.headers["webhook-id"] for r in retried()}) >= WAITING_RETRIES,
+        120,
+        f"{WAITING_RETRIES} retried jobs delivered",
+    )
+    assert len(retried()) == WAITING_RETRIES
+    await pipeline.kafka.close()

@@ -40,10 +40,12 @@ Registered as the ``hookstream://`` broker scheme (see :mod:`app.main`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
+from aiokafka.errors import IllegalStateError
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -97,7 +99,10 @@ class Consumer(faust_aiokafka.Consumer):
             resume = self._resume_when_drained[tp] = functools.partial(self.on_buffer_drop, tp)
         self.on_buffer_full(tp)
         buffer.in_pressure_high_state(resume)
-        await self.seek(tp, offset)
+        # Revoked meanwhile (the client's rebalance runs in its own thread): the message is
+        # the new owner's to read from the committed offset, not ours to hand over.
+        with contextlib.suppress(IllegalStateError):
+            await self.seek(tp, offset)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """Faust's fetch loop (read offsets, gaps, commit-every), with the cheaper hand-over."""

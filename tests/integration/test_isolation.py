@@ -30,10 +30,10 @@ def isolated(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         broker,
         tmp_path_factory.mktemp("isolation"),
         HOOKSTREAM_REQUEST_TIMEOUT="3",
-        # No hung job's retry falls due while rounds are measured: with 5 s (as before) the
-        # retries of one round landed in the next round beside a hung endpoint, a bias
-        # against exactly the rounds being compared (CI once measured 0.78). The last two tiers
-        # are short, so the first round's jobs are dead letters a minute later.
+        # No hung job's retry falls due while the first three pairs of rounds (~30 s) are
+        # measured: at 5 s one round's retries landed in the next round beside a hung
+        # endpoint, a bias against exactly the rounds being compared (CI once measured 0.78).
+        # The last two tiers are short, so the first round's jobs are dead letters a minute later.
         HOOKSTREAM_RETRY_DELAYS="60,1,1",
     ) as pipeline:
         yield pipeline

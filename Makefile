@@ -35,7 +35,7 @@ typecheck: $(STAMP) ## mypy --strict
 	$(BIN)/mypy app
 
 schemas: $(STAMP) ## regenerate schemas/ from the models
-	$(BIN)/python -m app.schemas write schemas
+	$(BIN)/python -m app.tools.schemas write schemas
 
 bench: $(STAMP) ## the benchmark (not part of make test)
 	$(BIN)/python -m bench

@@ -24,7 +24,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # -- broker ---------------------------------------------------------------------------------
 def cmd_broker(args: argparse.Namespace) -> int:
-    from app.embedded_broker import broker_command
+    from app.kafka.embedded_broker import broker_command
 
     command = broker_command(args.port)
     print(f"embedded broker (Tansu, memory storage) on 127.0.0.1:{args.port}", flush=True)
@@ -33,7 +33,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 # -- topics ---------------------------------------------------------------------------------
 def cmd_topics(args: argparse.Namespace) -> int:
-    from app.kafka_admin import create_topics, wait_for_broker
+    from app.kafka.admin import create_topics, wait_for_broker
 
     settings = get_settings()
 
@@ -54,7 +54,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from faust.cli.faust import cli
 
-    from app.kafka_admin import create_topics, wait_for_broker
+    from app.kafka.admin import create_topics, wait_for_broker
 
     settings = get_settings()
 
@@ -63,7 +63,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         await create_topics(settings)
 
     asyncio.run(_prepare())
-    argv = ["-A", "app.main:app", "-l", args.loglevel, "worker"]
+    argv = ["-A", "app.worker:app", "-l", args.loglevel, "worker"]
     if args.web_port == 0:
         argv.append("--without-web")
     else:
@@ -106,8 +106,8 @@ def record_for(kind: str, line: bytes) -> tuple[bytes | None, bytes | None]:
 def cmd_produce(args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaProducer
 
-    from app.kafka_security import client_options
-    from app.topics import EVENTS_CONTACTS, EVENTS_MESSAGES, WEBHOOKS, TopicCatalog
+    from app.kafka.security import client_options
+    from app.kafka.topics import EVENTS_CONTACTS, EVENTS_MESSAGES, WEBHOOKS, TopicCatalog
 
     settings = get_settings()
     catalog = TopicCatalog.from_settings(settings)
@@ -142,9 +142,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Put dead letters back on ``deliveries`` (same selection as POST /api/failed/replay)."""
     from aiokafka import AIOKafkaProducer
 
-    from app.kafka_security import client_options
-    from app.replay import list_dead_letters, replay, select
-    from app.topics import TopicCatalog
+    from app.kafka.replay import list_dead_letters, replay, select
+    from app.kafka.security import client_options
+    from app.kafka.topics import TopicCatalog
 
     if not (args.delivery_id or args.webhook_id or args.since is not None):
         print("say what to replay: --delivery-id, --webhook-id, or --since/--until")
@@ -181,7 +181,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 # -- receiver -------------------------------------------------------------------------------
 def cmd_receiver(args: argparse.Namespace) -> int:
-    from app.receiver import run_receiver
+    from app.tools.receiver import run_receiver
 
     run_receiver(args.port, args.secret)
     return 0
@@ -198,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     Ctrl-C or SIGTERM stops both: the worker first (it drains), then the broker. SIGTERM used
     to kill this process alone and leave the two running.
     """
-    from app.embedded_broker import start_broker
+    from app.kafka.embedded_broker import start_broker
 
     signal.signal(signal.SIGTERM, _interrupt)
 

@@ -1,19 +1,20 @@
-"""The Faust app (alone here): its settings, and the modules that register agents and pages.
+"""The Faust app, alone: its settings and nothing else.
 
-Run it with ``hookstream worker`` (which creates the topics first), or ``faust -A app.main
-worker``. Topics are raw bytes on the wire; every stage validates with its own pydantic model,
-so a bad record becomes a specific error on ``events.invalid`` instead of a codec crash.
+Importing this module imports no agent, page, channel or per-worker state: those import the
+app and register themselves on it, and :mod:`app.worker`, the worker's entry module, imports
+them and sets the worker class. Run a worker with ``hookstream worker`` or
+``faust -A app.worker worker``.
+
+Topics are raw bytes on the wire; every stage validates with its own pydantic model, so a bad
+record becomes a specific error on ``events.invalid`` instead of a codec crash.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import faust
 
-from app import faust_transport
-from app.kafka_security import faust_credentials
+from app.kafka import transport
+from app.kafka.security import faust_credentials
 from app.settings import get_settings
 
 settings = get_settings()
@@ -21,56 +22,9 @@ settings = get_settings()
 #: Bytes per producer record batch (below the broker's usual 1 MiB message limit).
 PRODUCER_MAX_BATCH_SIZE = 256 * 1024
 
-
-class Worker(faust.Worker):
-    """Faust's worker without its terminal spinner.
-
-    At log level WARN and above Faust sets the root logger to DEBUG so the spinner turns on
-    every record; under load that alone cost ~10 % of the worker's CPU (py-spy).
-    """
-
-    def on_setup_root_logger(self, logger: Any, level: int) -> None:
-        self.spinner = None
-        super().on_setup_root_logger(logger, level)
-
-    async def on_stop(self) -> None:
-        """Graceful stop (SIGTERM): finish what is in flight, commit it, and nothing more.
-
-        1. Stop handing events to the agents (as Faust does when it stops its consumer).
-        2. Wait for the deliveries in flight, up to the request timeout + 5 s.
-        3. Commit the offsets of everything finished, then turn further commits off: while
-           stopping, Faust cancels its actors and acknowledges the event each one holds (a
-           retry waiting out its delay, a delivery still running after the wait). Committing
-           those would lose them; uncommitted, they are redelivered after the restart.
-        """
-        from app.runtime import drain
-
-        consumer: Any = app.consumer  # Faust's Consumer; its protocol type lacks force_commit
-        assignment = consumer.assignment()
-        consumer.stop_flow()
-        app.flow_control.suspend()
-        consumer.pause_partitions(assignment)
-        app.flow_control.clear()
-        timeout = settings.request_timeout + 5
-        self.log.info("draining in-flight deliveries (up to %.0f s)", timeout)
-        if not await drain.wait_idle(timeout):
-            self.log.warning("stopping with deliveries still in flight; they will be redelivered")
-        await asyncio.sleep(0.1)  # let the actors acknowledge what they finished
-        # force_commit: commit() returns without committing while a periodic commit runs.
-        await consumer.maybe_wait_for_commit_to_finish()
-        committed = await consumer.force_commit()
-        self.log.info("drained; final commit %s", "done" if committed else "had nothing new")
-
-        async def _no_commit(*args: Any, **kwargs: Any) -> bool:
-            return False
-
-        consumer.commit = _no_commit
-        await super().on_stop()
-
-
 app = faust.App(
     settings.app_id,
-    broker=[f"{faust_transport.SCHEME}://{server}" for server in settings.bootstrap_servers],
+    broker=[f"{transport.SCHEME}://{server}" for server in settings.bootstrap_servers],
     broker_credentials=faust_credentials(settings),
     autodiscover=False,
     origin="app",
@@ -90,11 +44,4 @@ app = faust.App(
     datadir=settings.data_dir,
     web_host=settings.web_host,
     web_in_thread=False,
-    Worker=Worker,
 )
-
-# Registration side effects: agents and web pages attach themselves to ``app``.
-from app import web  # noqa: E402, F401
-from app.agents import deliver, ingest, webhooks  # noqa: E402, F401
-from app.api import logs, track  # noqa: E402, F401
-from app.api import webhooks as webhooks_api  # noqa: E402, F401

@@ -32,7 +32,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.embedded_broker import free_port, start_broker, wait_for_port
+from app.kafka.embedded_broker import free_port, start_broker, wait_for_port
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent

@@ -6,9 +6,9 @@ BENCH_URL.
 
 ``BENCH_TUNED=1`` gives it the generic tuning hookstream's worker has (none of it is about
 webhooks): hookstream's Faust transport (consumer fetch wait, per-message hand-over), the GC
-settings of :mod:`app.gc_tuning`, and uvloop (``faust -L uvloop``, set by the benchmark). The
-benchmark reports both, so the figures say how much comes from tuning Faust and how much from
-the pipeline.
+settings of :mod:`app.runtime.gc_tuning`, and uvloop (``faust -L uvloop``, set by the
+benchmark). The benchmark reports both, so the figures say how much comes from tuning Faust and
+how much from the pipeline.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ TUNED = os.environ.get("BENCH_TUNED") == "1"
 BROKER = os.environ.get("BENCH_BROKER", "kafka://127.0.0.1:9092")
 
 if TUNED:
-    from app import faust_transport
+    from app.kafka import transport
 
-    BROKER = BROKER.replace("kafka://", f"{faust_transport.SCHEME}://")
+    BROKER = BROKER.replace("kafka://", f"{transport.SCHEME}://")
 
 app = faust.App(
     os.environ.get("BENCH_APP_ID", "bench-baseline"),
@@ -52,7 +52,7 @@ async def forward(stream: faust.StreamT[bytes]) -> None:
     global _session
     if _session is None:
         if TUNED:
-            from app.gc_tuning import tune_gc
+            from app.runtime.gc_tuning import tune_gc
 
             tune_gc()
         _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))

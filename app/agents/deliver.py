@@ -7,7 +7,7 @@ waits until the job is due (every job on a tier has the same delay, so a partiti
 order) and tries again; after the last tier the job goes to ``deliveries.failed``.
 
 Custody: an event's offset is committed only after its jobs' retry or dead-letter records are
-on the broker (retry and attempt records go through :mod:`app.batch_writer`, which is flushed
+on the broker (retry and attempt records go through :mod:`app.kafka.batch_writer`, which is flushed
 before every commit), so a crash at any moment re-sends at worst (same delivery id), and never
 loses a job.
 """
@@ -22,11 +22,12 @@ import orjson
 from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
-from app import channels, metrics
+from app import metrics
 from app.agents.reporting import report_invalid
-from app.http_client import AttemptOutcome
+from app.flow.retry_policy import GONE, next_step, parse_retry_after
+from app.http.client import AttemptOutcome
 from app.main import app, settings
-from app.records import (
+from app.model.records import (
     AttemptRecord,
     AttemptResult,
     DeadLetter,
@@ -35,8 +36,9 @@ from app.records import (
     Outcome,
     RetryJob,
 )
-from app.retry_policy import GONE, next_step, parse_retry_after
-from app.runtime import (
+from app.model.webhook_config import WebhookConfig
+from app.runtime import channels
+from app.runtime.state import (
     batch_writer,
     config_view,
     delivery_client,
@@ -46,7 +48,6 @@ from app.runtime import (
     rate_limiter,
     wait_ready,
 )
-from app.webhook_config import WebhookConfig
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
         response_body=outcome.response_body,
     )
     # Retry and attempt records are written before the source offset is committed
-    # (see app.batch_writer).
+    # (see app.kafka.batch_writer).
     batch_writer.append(channels.attempts_topic_name, job.webhook_id.encode(), record.to_bytes())
 
 

@@ -13,14 +13,15 @@ import time
 
 from faust.types import EventT, StreamT
 
-from app import channels, metrics
+from app import metrics
 from app.agents.deliver import deliver_jobs
 from app.agents.reporting import report_invalid
-from app.errors import InvalidInputError
-from app.join import jobs_for_event, parse_event
+from app.flow.join import jobs_for_event, parse_event
 from app.main import app, settings
-from app.records import SourceRef
-from app.runtime import config_view, drain, wait_ready
+from app.model.errors import InvalidInputError
+from app.model.records import SourceRef
+from app.runtime import channels
+from app.runtime.state import config_view, drain, wait_ready
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import time
 
 from faust.types import EventT
 
-from app import channels
-from app.records import INVALID_VALUE_CAP, InvalidRecord
+from app.model.records import INVALID_VALUE_CAP, InvalidRecord
+from app.runtime import channels
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from faust.types import StreamT
 
-from app import channels
 from app.agents.reporting import report_invalid
-from app.config_view import is_barrier
-from app.errors import InvalidInputError
+from app.kafka.config_view import is_barrier
 from app.main import app, settings
-from app.url_policy import UrlPolicy
-from app.webhook_config import parse_config_record, redact_config_bytes
+from app.model.errors import InvalidInputError
+from app.model.url_policy import UrlPolicy
+from app.model.webhook_config import parse_config_record, redact_config_bytes
+from app.runtime import channels
 
 _policy = UrlPolicy(settings.allow_http, settings.allow_private_networks)
 

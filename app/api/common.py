@@ -12,7 +12,7 @@ import orjson
 from faust.web import Request, Response, View
 from pydantic import BaseModel, ValidationError
 
-from app.errors import HookstreamError
+from app.model.errors import HookstreamError
 from app.settings import get_settings
 
 settings = get_settings()

@@ -1,7 +1,7 @@
 """``/api/webhooks/{id}/attempts``, ``/api/failed`` and ``/api/failed/replay``.
 
 Listings read the newest ``HOOKSTREAM_LOG_SCAN_RECORDS`` records of each partition of the
-``attempts`` / ``deliveries.failed`` topics on demand (see :mod:`app.log_scan`).
+``attempts`` / ``deliveries.failed`` topics on demand (see :mod:`app.kafka.log_scan`).
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import orjson
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from app import channels, metrics
+from app import metrics
 from app.api.common import ApiError, api, parse_body
 from app.api.models import ReplayIn, ReplayOut
-from app.log_scan import scan_topic
+from app.kafka.log_scan import scan_topic
+from app.kafka.replay import list_dead_letters, replay, select
 from app.main import app, settings
-from app.records import AttemptRecord
-from app.replay import list_dead_letters, replay, select
+from app.model.records import AttemptRecord
+from app.runtime import channels
 
 MAX_LIMIT = 1000
 

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.events import EventName
-from app.webhook_config import WebhookConfig
+from app.model.events import EventName
+from app.model.webhook_config import WebhookConfig
 
 
 class BasicAuthOut(BaseModel):

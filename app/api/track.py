@@ -16,14 +16,15 @@ from aiohttp import web
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from app import channels, metrics
+from app import metrics
 from app.api.common import ApiError, api, json_body, unprocessable
 from app.api.models import TrackIn
-from app.errors import InvalidInputError
-from app.events import EventFamily, EventName
-from app.join import parse_event
+from app.flow.join import parse_event
+from app.flow.tracking import TokenError, verify_token
 from app.main import app, settings
-from app.tracking import TokenError, verify_token
+from app.model.errors import InvalidInputError
+from app.model.events import EventFamily, EventName
+from app.runtime import channels
 
 _ACTIONS = {"open": EventName.MESSAGE_OPEN, "click": EventName.MESSAGE_CLICKED}
 

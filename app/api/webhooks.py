@@ -15,19 +15,19 @@ import orjson
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from app import channels
 from app.api.common import ApiError, api, json_body, parse_body, unprocessable
 from app.api.models import TestIn, TestOut, WebhookOut, merge_patch, merge_put
-from app.errors import InvalidInputError
-from app.events import EVENT_MODELS
-from app.join import parse_event
+from app.flow.join import parse_event
+from app.flow.payload import custom_payload, standard_payload
+from app.flow.tracking import message_of
 from app.main import app, settings
-from app.payload import custom_payload, standard_payload
-from app.runtime import config_view, delivery_client
-from app.samples import sample_event
-from app.tracking import message_of
-from app.url_policy import UrlPolicy
-from app.webhook_config import WebhookConfig
+from app.model.errors import InvalidInputError
+from app.model.events import EVENT_MODELS
+from app.model.samples import sample_event
+from app.model.url_policy import UrlPolicy
+from app.model.webhook_config import WebhookConfig
+from app.runtime import channels
+from app.runtime.state import config_view, delivery_client
 
 _policy = UrlPolicy(settings.allow_http, settings.allow_private_networks)
 _APPLY_TIMEOUT = 15.0

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from app.embedded_broker import free_port, start_broker
+from app.kafka.embedded_broker import free_port, start_broker
+from app.kafka.topics import TopicCatalog
 from app.settings import Settings
-from app.topics import TopicCatalog
 from tests.integration.harness import Kafka, Receiver, WorkerProcess, worker_env
 
 

@@ -23,8 +23,8 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import RecordMetadata
 
-from app.embedded_broker import free_port
-from app.topics import TopicCatalog
+from app.kafka.embedded_broker import free_port
+from app.kafka.topics import TopicCatalog
 
 HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")
 

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
-from app.embedded_broker import free_port
+from app.kafka.embedded_broker import free_port
 from tests.integration.conftest import Pipeline, started_pipeline
 from tests.integration.harness import HOOKSTREAM, Receiver, unique, wait_until
 from tests.seed_bodies import input_event
@@ -433,7 +433,7 @@ async def test_the_default_policy_refuses_http_and_private_addresses_with_422(
 async def test_secrets_never_appear_in_logs_topics_or_api_output(
     api: Api, receiver: Receiver, broker: str
 ) -> None:
-    from app.log_scan import scan_topic
+    from app.kafka.log_scan import scan_topic
     from app.settings import Settings
 
     secret = "whsec_" + base64.b64encode(b"grep-me-signing-secret-32-bytes!").decode()

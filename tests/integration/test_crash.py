@@ -10,7 +10,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from app.log_scan import scan_topic
+from app.kafka.log_scan import scan_topic
 from app.settings import Settings
 from tests.integration.conftest import Pipeline
 from tests.integration.harness import Receiver, unique, wait_until

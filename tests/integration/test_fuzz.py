@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app.errors import InvalidInputError
-from app.events import EventFamily
-from app.join import parse_event
-from app.url_policy import UrlPolicy
-from app.webhook_config import parse_config_record
+from app.flow.join import parse_event
+from app.model.errors import InvalidInputError
+from app.model.events import EventFamily
+from app.model.url_policy import UrlPolicy
+from app.model.webhook_config import parse_config_record
 from tests.integration.conftest import Pipeline
 from tests.integration.harness import Kafka, Receiver, unique, wait_until
 from tests.seed_bodies import SEED_BODIES, family_of, input_event

@@ -10,11 +10,11 @@ import pytest
 
 from app.api import common
 from app.api.models import WebhookOut, merge_patch, merge_put
-from app.records import DeadLetter, DeliveryJob, SourceRef
-from app.replay import select
+from app.flow.tracking import TokenError, TrackingClaims, issue_token, message_of, verify_token
+from app.kafka.replay import select
+from app.model.records import DeadLetter, DeliveryJob, SourceRef
+from app.model.webhook_config import WebhookConfig
 from app.settings import Settings
-from app.tracking import TokenError, TrackingClaims, issue_token, message_of, verify_token
-from app.webhook_config import WebhookConfig
 
 SECRET = "whsec_" + base64.b64encode(b"m" * 32).decode()
 
@@ -158,8 +158,8 @@ def test_both_signatures_verify_with_the_official_library_during_rotation() -> N
 
     from standardwebhooks import Webhook
 
-    from app.events import EventName
-    from app.http_client import RequestPlan
+    from app.http.client import RequestPlan
+    from app.model.events import EventName
 
     rotated = WebhookConfig.model_validate(
         merge_patch({"secret": NEW_SECRET}, current(), now=time.time(), grace=60.0)

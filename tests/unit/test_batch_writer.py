@@ -16,7 +16,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from app.batch_writer import BatchWriteError, BatchWriter
+from app.kafka.batch_writer import BatchWriteError, BatchWriter
 
 PARTITIONS = [0, 1, 2, 3]
 

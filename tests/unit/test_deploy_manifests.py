@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from app.kafka.topics import TopicCatalog
 from app.settings import Settings
-from app.topics import TopicCatalog
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 BASE, OVERLAY = DEPLOY / "k8s" / "base", DEPLOY / "k8s" / "overlays" / "example"

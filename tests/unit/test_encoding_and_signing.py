@@ -10,9 +10,9 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from app.encoding import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, encode_request, form_pairs
-from app.signing import sign, verify
-from app.webhook_config import ContentType, HttpMethod
+from app.flow.encoding import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, encode_request, form_pairs
+from app.flow.signing import sign, verify
+from app.model.webhook_config import ContentType, HttpMethod
 
 PAYLOAD = {"event": "contact adding", "ids": [0, 1], "ok": True, "none": None, "obj": {"a": 1}}
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.endpoint_guard import EndpointGuard
+from app.delivery.endpoint_guard import EndpointGuard
 
 
 class Clock:

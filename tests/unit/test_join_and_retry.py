@@ -7,12 +7,12 @@ from typing import Any
 import orjson
 import pytest
 
-from app.errors import InvalidInputError
-from app.events import EventFamily
-from app.join import delivery_id, jobs_for_event, parse_event
-from app.records import SourceRef
-from app.retry_policy import next_step
-from app.webhook_config import WebhookConfig
+from app.flow.join import delivery_id, jobs_for_event, parse_event
+from app.flow.retry_policy import next_step
+from app.model.errors import InvalidInputError
+from app.model.events import EventFamily
+from app.model.records import SourceRef
+from app.model.webhook_config import WebhookConfig
 from tests.seed_bodies import input_event
 
 SOURCE = SourceRef(topic="t", partition=0, offset=5)
@@ -92,7 +92,7 @@ def test_retry_schedule_is_one_tier_per_delay_then_failure() -> None:
 
 
 def test_which_failures_retry_is_explicit() -> None:
-    from app.retry_policy import is_retryable
+    from app.flow.retry_policy import is_retryable
 
     for status in (None, 500, 503, 408, 429):
         assert is_retryable(status, retry_all_non_2xx=False)
@@ -107,7 +107,7 @@ def test_non_retryable_statuses_fail_at_once_with_the_reason() -> None:
 
 
 def test_retry_after_is_honoured_within_the_tier_range() -> None:
-    from app.retry_policy import parse_retry_after
+    from app.flow.retry_policy import parse_retry_after
 
     delays = (10.0, 60.0, 300.0)
     assert next_step(1, delays, 0.0, status=429, retry_after=30).due_at == 30.0
@@ -131,7 +131,7 @@ def test_jitter_and_per_webhook_max_retries() -> None:
 
 
 def test_a_webhook_is_disabled_only_after_failing_for_the_whole_period() -> None:
-    from app.failure_streaks import FailureStreaks
+    from app.delivery.failure_streaks import FailureStreaks
 
     streaks = FailureStreaks(disable_after=86400)
     assert not streaks.failed("w", started_at=0, now=100)
@@ -143,7 +143,7 @@ def test_a_webhook_is_disabled_only_after_failing_for_the_whole_period() -> None
 
 
 def test_the_rate_limiter_spaces_slots_and_gives_back_a_deferred_one() -> None:
-    from app.rate_limit import RateLimiter
+    from app.delivery.rate_limit import RateLimiter
 
     limiter = RateLimiter(max_wait=1.0)
     starts = [limiter.reserve("w", rate=4, now=10.0) for _ in range(6)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from app.kafka_security import client_options, faust_credentials, security_protocol
+from app.kafka.security import client_options, faust_credentials, security_protocol
 from app.settings import Settings
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.events import EventFamily
-from app.join import parse_event
-from app.payload import custom_payload, resolve_path, standard_payload
-from app.webhook_config import PathMapping, StaticMapping
+from app.flow.join import parse_event
+from app.flow.payload import custom_payload, resolve_path, standard_payload
+from app.model.events import EventFamily
+from app.model.webhook_config import PathMapping, StaticMapping
 from tests.seed_bodies import SEED_BODIES, expected_payload, family_of, input_event
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.schemas import generate, render
+from app.tools.schemas import generate, render
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

@@ -18,11 +18,11 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from app.errors import UrlRejectedError
-from app.events import EventName
-from app.http_client import DeliveryClient
-from app.url_policy import UrlPolicy, check_url, forbidden_address_reason
-from app.webhook_config import WebhookConfig
+from app.http.client import DeliveryClient
+from app.model.errors import UrlRejectedError
+from app.model.events import EventName
+from app.model.url_policy import UrlPolicy, check_url, forbidden_address_reason
+from app.model.webhook_config import WebhookConfig
 
 
 @pytest.mark.parametrize(

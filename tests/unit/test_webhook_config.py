@@ -9,10 +9,10 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from app.errors import InvalidInputError
-from app.events import EventName
-from app.url_policy import UrlPolicy
-from app.webhook_config import WebhookConfig, parse_config_record
+from app.model.errors import InvalidInputError
+from app.model.events import EventName
+from app.model.url_policy import UrlPolicy
+from app.model.webhook_config import WebhookConfig, parse_config_record
 
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 STRICT = UrlPolicy()

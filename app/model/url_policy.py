@@ -1,7 +1,7 @@
 """Which webhook URLs and addresses hookstream may call (SSRF guard), as pure functions.
 
 Checked twice: when a config is accepted (scheme, literal addresses, ``localhost``) and again at
-send time on every address a hostname resolves to (see :mod:`app.http_client`), because DNS can
+send time on every address a hostname resolves to (see :mod:`app.http.client`), because DNS can
 change between the two.
 """
 
@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from app.errors import UrlRejectedError
+from app.model.errors import UrlRejectedError
 
 #: Networks refused unless ``HOOKSTREAM_ALLOW_PRIVATE_NETWORKS`` is set. ``is_private`` and
 #: friends cover most; CGNAT and the metadata address are named so the intent is explicit.

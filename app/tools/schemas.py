@@ -1,6 +1,6 @@
 """JSON Schemas of every topic value, generated from the models (never edited by hand).
 
-``python -m app.schemas write schemas`` (``make schemas``) writes them; a test fails when the
+``python -m app.tools.schemas write schemas`` (``make schemas``) writes them; a test fails when the
 checked-in files differ from what the models generate.
 """
 
@@ -15,16 +15,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import Field, TypeAdapter
 
-from app.events import EVENT_MODELS, EventFamily
-from app.records import (
-    AttemptRecord,
-    DeadLetter,
-    DeliveryBatch,
-    DeliveryJob,
-    InvalidRecord,
-    RetryJob,
-)
-from app.topics import (
+from app.kafka.topics import (
     ATTEMPTS,
     DELIVERIES,
     DELIVERIES_FAILED,
@@ -34,7 +25,16 @@ from app.topics import (
     RETRY_TIER_FORMAT,
     WEBHOOKS,
 )
-from app.webhook_config import WebhookConfig
+from app.model.events import EVENT_MODELS, EventFamily
+from app.model.records import (
+    AttemptRecord,
+    DeadLetter,
+    DeliveryBatch,
+    DeliveryJob,
+    InvalidRecord,
+    RetryJob,
+)
+from app.model.webhook_config import WebhookConfig
 
 
 def _family_union(family: EventFamily) -> Any:
@@ -84,7 +84,7 @@ def write(directory: Path) -> list[str]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "write":
-        print("usage: python -m app.schemas write DIRECTORY", file=sys.stderr)
+        print("usage: python -m app.tools.schemas write DIRECTORY", file=sys.stderr)
         return 2
     names = write(Path(argv[1]))
     print(f"wrote {len(names)} schemas to {argv[1]}")

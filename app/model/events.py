@@ -1,7 +1,7 @@
 """Event names and the typed input events (the seed bodies plus routing fields).
 
 Each event model lists the seed body's fields *in the seed's order*; that order is the order
-of the standard payload (see :mod:`app.payload`). Input events may carry extra keys: they are
+of the standard payload (see :mod:`app.flow.payload`). Input events may carry extra keys: they are
 kept for custom payload mappings but never appear in a standard payload.
 
 Choices where the seeds are vague (also in the README):

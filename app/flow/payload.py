@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.events import EventBase
-from app.webhook_config import Mapping, PathMapping
+from app.model.events import EventBase
+from app.model.webhook_config import Mapping, PathMapping
 
 _MISSING = object()
 

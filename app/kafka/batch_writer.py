@@ -6,7 +6,7 @@ delivery per event (py-spy under ``make bench``). Here a record is appended to a
 record batch of its topic-partition, and a batch goes to the producer when it is full, after
 ``linger`` seconds, or on :meth:`BatchWriter.flush`.
 
-Custody: :mod:`app.faust_transport` awaits :meth:`flush` before the producer's own flush, which
+Custody: :mod:`app.kafka.transport` awaits :meth:`flush` before the producer's own flush, which
 Faust runs before every offset commit. ``flush`` returns once every record appended before it
 is on the broker, and raises if one was not (then and at every later flush), so an event's
 offset is never committed before the records it caused (its attempt log, its retry). Keys
@@ -48,7 +48,7 @@ class _Partition:
 
 
 class BatchWriter:
-    """Buffers records per topic-partition; one per worker (see :mod:`app.runtime`).
+    """Buffers records per topic-partition; one per worker (see :mod:`app.runtime.state`).
 
     Each partition has one sender that hands its batches to the producer in order, one at a
     time: the producer keeps one batch per partition in its queue, and many senders waiting

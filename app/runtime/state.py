@@ -10,23 +10,24 @@ from typing import Any
 
 from mode import Service
 
-from app import channels, faust_transport
-from app.batch_writer import BatchWriter
-from app.config_view import ConfigView
-from app.endpoint_guard import EndpointGuard
-from app.failure_streaks import FailureStreaks
-from app.gc_tuning import tune_gc
-from app.http_client import DeliveryClient
+from app.delivery.endpoint_guard import EndpointGuard
+from app.delivery.failure_streaks import FailureStreaks
+from app.delivery.rate_limit import RateLimiter
+from app.http.client import DeliveryClient
+from app.kafka import transport
+from app.kafka.batch_writer import BatchWriter
+from app.kafka.config_view import ConfigView
 from app.main import app, settings
-from app.rate_limit import RateLimiter
-from app.url_policy import UrlPolicy
+from app.model.url_policy import UrlPolicy
+from app.runtime import channels
+from app.runtime.gc_tuning import tune_gc
 
 log = logging.getLogger(__name__)
 
 
 class Drain:
     """Counts the events this worker has in flight, so a graceful stop can finish them first
-    (see ``Worker.on_stop`` in :mod:`app.main`)."""
+    (see ``Worker.on_stop`` in :mod:`app.worker`)."""
 
     def __init__(self) -> None:
         self._active = 0
@@ -66,7 +67,7 @@ endpoint_guard = EndpointGuard(
 )
 config_view = ConfigView(settings, channels.catalog.webhooks)
 batch_writer = BatchWriter(linger=settings.batch_linger_ms / 1000)
-faust_transport.before_flush.append(batch_writer.flush)
+transport.before_flush.append(batch_writer.flush)
 delivery_client = DeliveryClient(
     UrlPolicy(settings.allow_http, settings.allow_private_networks),
     timeout=settings.request_timeout,

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from app.errors import HookstreamError
+from app.model.errors import HookstreamError
 
 TOKEN_HEADER = "x-hookstream-token"  # noqa: S105 - a header name
 

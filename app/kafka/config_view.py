@@ -28,11 +28,11 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from app.errors import InvalidInputError
-from app.kafka_security import client_options
+from app.kafka.security import client_options
+from app.model.errors import InvalidInputError
+from app.model.url_policy import UrlPolicy
+from app.model.webhook_config import WebhookConfig, parse_config_record
 from app.settings import Settings
-from app.url_policy import UrlPolicy
-from app.webhook_config import WebhookConfig, parse_config_record
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ of input per 100k-event burst for nothing).
 It also runs hooks before the producer's flush (:data:`before_flush`), which Faust calls
 right before it commits offsets: the batch writer hands over its open record batches there.
 
-Registered as the ``hookstream://`` broker scheme (see :mod:`app.main`).
+Registered as the ``hookstream://`` broker scheme (used by :mod:`app.main`).
 """
 
 from __future__ import annotations

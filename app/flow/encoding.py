@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import orjson
 
-from app.webhook_config import ContentType, HttpMethod
+from app.model.webhook_config import ContentType, HttpMethod
 
 JSON_CONTENT_TYPE = "application/json"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app import faust_transport
-from app.events import EventFamily
+from app.kafka import transport
+from app.kafka.topics import TopicCatalog
 from app.main import app, settings
-from app.topics import TopicCatalog
+from app.model.events import EventFamily
 
 catalog: TopicCatalog = TopicCatalog.from_settings(settings)
 
@@ -31,7 +31,7 @@ webhooks = _raw_topic(catalog.webhooks)
 deliveries = _raw_topic(catalog.deliveries)
 retry_topic_names: dict[int, str] = {t: catalog.retry(t) for t in range(1, catalog.retry_tiers + 1)}
 retry_tiers = {t: _raw_topic(name) for t, name in retry_topic_names.items()}
-faust_transport.leave_on_broker_when_full.update(retry_topic_names.values())
+transport.leave_on_broker_when_full.update(retry_topic_names.values())
 #: Resolved once: the delivery path names these topics for every attempt.
 attempts_topic_name: str = catalog.attempts
 deliveries_failed = _raw_topic(catalog.deliveries_failed)

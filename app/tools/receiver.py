@@ -11,8 +11,8 @@ import time
 from aiohttp import web
 from pydantic import SecretStr
 
-from app.signing import verify
-from app.webhook_config import signing_key
+from app.flow.signing import verify
+from app.model.webhook_config import signing_key
 
 
 def make_receiver_app(secret: str | None) -> web.Application:

@@ -14,12 +14,12 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from app.errors import InvalidInputError, describe_validation_error
-from app.events import EVENT_MODELS, EventBase, EventFamily, canonical_event_name
-from app.payload import custom_payload, standard_payload
-from app.records import DeliveryJob, SourceRef
-from app.tracking import message_of
-from app.webhook_config import WebhookConfig
+from app.flow.payload import custom_payload, standard_payload
+from app.flow.tracking import message_of
+from app.model.errors import InvalidInputError, describe_validation_error
+from app.model.events import EVENT_MODELS, EventBase, EventFamily, canonical_event_name
+from app.model.records import DeliveryJob, SourceRef
+from app.model.webhook_config import WebhookConfig
 
 
 def parse_event(raw: bytes | None, family: EventFamily) -> tuple[EventBase, dict[str, Any]]:

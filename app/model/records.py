@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.events import EventName
+from app.model.events import EventName
 
 #: Response bodies kept in the attempt log are cut at this many bytes.
 RESPONSE_BODY_CAP = 16 * 1024

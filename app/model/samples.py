@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.events import EventName
+from app.model.events import EventName
 
 _MESSAGE = {
     "message_id": 4,

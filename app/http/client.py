@@ -22,14 +22,14 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from app import __version__
-from app.encoding import EncodedRequest, encode_request
-from app.errors import UrlRejectedError
-from app.events import EventName
-from app.records import RESPONSE_BODY_CAP, AttemptResult
-from app.signing import sign
-from app.tracking import TOKEN_HEADER, TrackingClaims, issue_token
-from app.url_policy import UrlPolicy, check_url, forbidden_address_reason
-from app.webhook_config import WebhookConfig, signing_key
+from app.flow.encoding import EncodedRequest, encode_request
+from app.flow.signing import sign
+from app.flow.tracking import TOKEN_HEADER, TrackingClaims, issue_token
+from app.model.errors import UrlRejectedError
+from app.model.events import EventName
+from app.model.records import RESPONSE_BODY_CAP, AttemptResult
+from app.model.url_policy import UrlPolicy, check_url, forbidden_address_reason
+from app.model.webhook_config import WebhookConfig, signing_key
 
 USER_AGENT = f"hookstream/{__version__}"
 EVENT_HEADER = "x-hookstream-event"

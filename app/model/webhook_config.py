@@ -3,7 +3,7 @@
 Settings follow seed 004 (URL, JSON/form, POST/GET, basic auth on POST only, secret, log
 response body, active, events, custom payload mappings) and seed 002/003 (a URL per event).
 Validation that depends on the deployment (https required, private addresses refused) reads
-a :class:`~app.url_policy.UrlPolicy` from the validation context; without one the strict
+a :class:`~app.model.url_policy.UrlPolicy` from the validation context; without one the strict
 default applies.
 """
 
@@ -28,9 +28,9 @@ from pydantic import (
     model_validator,
 )
 
-from app.errors import InvalidInputError, describe_validation_error
-from app.events import EventName, canonical_event_name
-from app.url_policy import UrlPolicy, check_url
+from app.model.errors import InvalidInputError, describe_validation_error
+from app.model.events import EventName, canonical_event_name
+from app.model.url_policy import UrlPolicy, check_url
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 #: Standard Webhooks recommends 24 to 64 random bytes for a signing key.

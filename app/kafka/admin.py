@@ -12,9 +12,9 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
-from app.kafka_security import client_options
+from app.kafka.security import client_options
+from app.kafka.topics import TopicCatalog
 from app.settings import Settings
-from app.topics import TopicCatalog
 
 log = logging.getLogger(__name__)
 

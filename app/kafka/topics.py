@@ -1,7 +1,7 @@
 """Every topic hookstream uses, named once: names, partition counts and configs.
 
 :class:`TopicCatalog` is pure (the CLI, tests and manifests use it to create or list topics);
-:mod:`app.main` turns it into Faust topic objects. Names are relative to
+:mod:`app.runtime.channels` turns it into Faust topic objects. Names are relative to
 ``HOOKSTREAM_TOPIC_PREFIX``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.events import EventFamily
+from app.model.events import EventFamily
 from app.settings import Settings
 
 EVENTS_CONTACTS = "events.contacts"

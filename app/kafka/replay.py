@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable, Iterable
 import orjson
 from pydantic import ValidationError
 
-from app.log_scan import scan_topic
-from app.records import DeadLetter, DeliveryBatch
+from app.kafka.log_scan import scan_topic
+from app.kafka.topics import TopicCatalog
+from app.model.records import DeadLetter, DeliveryBatch
 from app.settings import Settings
-from app.topics import TopicCatalog
 
 Send = Callable[[bytes, bytes], Awaitable[None]]
 

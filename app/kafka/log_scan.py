@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.kafka_security import client_options
+from app.kafka.security import client_options
 from app.settings import Settings
 
 T = TypeVar("T")

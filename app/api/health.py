@@ -10,7 +10,7 @@ from faust.web import Request, Response, View
 
 from app import metrics
 from app.main import app
-from app.runtime import config_view, writer_ready
+from app.runtime.state import config_view, writer_ready
 
 
 @app.page("/health")

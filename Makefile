@@ -3,6 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+#: The broker of `make run` and `make bench`: tansu (embedded, the default) or kafka.
+ENGINE ?= tansu
+#: The engines `make test` runs the integration suite on; empty = every engine this machine
+#: can start (Apache Kafka where a JDK 17+ and Maven or its cached jars are present, and Tansu).
+TEST_ENGINES ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit lint typecheck schemas bench clean
@@ -18,11 +23,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install hookstream with its dev extras
 
-run: $(STAMP) ## embedded broker + topics + one worker (Ctrl-C stops all)
-	$(BIN)/hookstream run
+run: $(STAMP) ## local broker (ENGINE=tansu|kafka) + topics + one worker (Ctrl-C stops all)
+	$(BIN)/hookstream run --engine $(ENGINE)
 
-test: $(STAMP) ## unit + integration tests (starts its own broker)
-	$(BIN)/python -m pytest
+test: $(STAMP) ## unit tests, then the integration suite on each broker engine (starts its own)
+	$(BIN)/python -m pytest tests/unit
+	@engines="$(TEST_ENGINES)"; \
+	if [ -n "$$HOOKSTREAM_TEST_BROKER" ]; then engines=named; \
+	elif [ -z "$$engines" ]; then \
+	  reason=$$($(BIN)/python -m app.kafka.brokers.apache); \
+	  if [ "$$reason" = ok ]; then engines="kafka tansu"; \
+	  else echo "Apache Kafka skipped: $$reason"; engines=tansu; fi; \
+	fi; \
+	for engine in $$engines; do \
+	  echo "== integration suite on $$engine"; \
+	  HOOKSTREAM_TEST_ENGINE=$$engine $(BIN)/python -m pytest tests/integration || exit 1; \
+	done
 
 test-unit: $(STAMP) ## unit tests only (no broker)
 	$(BIN)/python -m pytest tests/unit
@@ -37,8 +53,8 @@ typecheck: $(STAMP) ## mypy --strict
 schemas: $(STAMP) ## regenerate schemas/ from the models
 	$(BIN)/python -m app.tools.schemas write schemas
 
-bench: $(STAMP) ## the benchmark (not part of make test)
-	$(BIN)/python -m bench
+bench: $(STAMP) ## the benchmark on ENGINE=tansu|kafka (not part of make test)
+	BENCH_ENGINE=$(ENGINE) $(BIN)/python -m bench
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache hookstream-data

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -23,12 +24,50 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 # -- broker ---------------------------------------------------------------------------------
-def cmd_broker(args: argparse.Namespace) -> int:
-    from app.kafka.embedded_broker import broker_command
+def _kafka_data_dir(settings: Settings, given: str | None) -> Path:
+    return Path(given) if given else Path(settings.data_dir) / "kafka"
 
-    command = broker_command(args.port)
-    print(f"embedded broker (Tansu, memory storage) on 127.0.0.1:{args.port}", flush=True)
-    os.execv(command[0], command)  # noqa: S606 - our own broker binary, fixed arguments
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    """Run a local broker in the foreground until SIGTERM or Ctrl-C."""
+    from app.kafka.brokers import Engine
+
+    engine = Engine(args.engine)
+    if engine is Engine.TANSU:
+        if args.data_dir:
+            print("--data-dir is for --engine kafka: Tansu keeps everything in memory")
+            return 2
+        from app.kafka.brokers.tansu import broker_command
+
+        command = broker_command(args.port)
+        print(f"embedded broker (Tansu, memory storage) on 127.0.0.1:{args.port}", flush=True)
+        os.execv(command[0], command)  # noqa: S606 - our own broker binary, fixed arguments
+    from app.kafka.brokers import apache
+
+    settings = get_settings()
+    data_dir = _kafka_data_dir(settings, args.data_dir)
+    home = Path(settings.kafka_home) if settings.kafka_home else None
+    try:
+        install = apache.prepare(home)
+        properties = apache.configure(install, args.port, data_dir)
+    except apache.BrokerUnavailable as exc:
+        print(f"hookstream broker: {exc}", file=sys.stderr)
+        return 2
+    command = apache.broker_command(install, properties, settings.kafka_jvm_opts)
+    broker = subprocess.Popen(command)  # noqa: S603 - Kafka from our jars, fixed arguments
+    for signum in (signal.SIGTERM, signal.SIGINT):  # Kafka shuts down cleanly on SIGTERM
+        signal.signal(signum, lambda *_: broker.send_signal(signal.SIGTERM))
+    from app.kafka.brokers.net import port_accepts
+
+    while broker.poll() is None and not port_accepts(args.port):
+        time.sleep(0.1)
+    if broker.poll() is None:
+        print(
+            f"Apache Kafka {apache.KAFKA_VERSION} (KRaft) on 127.0.0.1:{args.port}, "
+            f"data in {data_dir}",
+            flush=True,
+        )
+    return broker.wait()
 
 
 # -- topics ---------------------------------------------------------------------------------
@@ -193,21 +232,37 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Start the embedded broker (unless HOOKSTREAM_BROKER is set) and one worker.
+    """Start a local broker (unless HOOKSTREAM_BROKER is set) and one worker.
 
     Ctrl-C or SIGTERM stops both: the worker first (it drains), then the broker. SIGTERM used
     to kill this process alone and leave the two running.
     """
-    from app.kafka.embedded_broker import start_broker
+    from app.kafka.brokers import Engine, start_broker
 
     signal.signal(signal.SIGTERM, _interrupt)
 
     env = dict(os.environ)
     children: list[subprocess.Popen[bytes]] = []
+    engine = Engine(args.engine)
     if not env.get("HOOKSTREAM_BROKER"):
         port = args.broker_port
-        print(f"starting the embedded broker on 127.0.0.1:{port} ...", flush=True)
-        children.append(start_broker(port))
+        settings = get_settings()
+        print(f"starting the local broker ({engine.value}) on 127.0.0.1:{port} ...", flush=True)
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            children.append(
+                start_broker(
+                    engine,
+                    port,
+                    _kafka_data_dir(settings, None),
+                    log_path=Path(settings.data_dir) / f"{engine.value}-broker.log",
+                    kafka_home=Path(settings.kafka_home) if settings.kafka_home else None,
+                    jvm_opts=settings.kafka_jvm_opts,
+                )
+            )
+        except Exception as exc:  # a missing JDK, Maven, a busy port: say so in one line
+            print(f"hookstream run: {exc}", file=sys.stderr)
+            return 2
         env["HOOKSTREAM_BROKER"] = f"kafka://127.0.0.1:{port}"
         # Local demo only: the debug receiver is plain http on loopback.
         env.setdefault("HOOKSTREAM_ALLOW_HTTP", "true")
@@ -231,7 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
                 try:
-                    child.wait(timeout=15)
+                    child.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     child.kill()
 
@@ -258,8 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hookstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("broker", help="run the embedded broker in the foreground")
+    p = sub.add_parser("broker", help="run a local broker in the foreground")
+    p.add_argument(
+        "--engine",
+        choices=["tansu", "kafka"],
+        default="tansu",
+        help="tansu: embedded, memory only (default); kafka: Apache Kafka 4.4 from Maven jars",
+    )
     p.add_argument("--port", type=int, default=9092)
+    p.add_argument("--data-dir", help="kafka only; default $HOOKSTREAM_DATA_DIR/kafka")
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("topics", help="manage hookstream's topics")
@@ -289,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--secret", default=None, help="whsec_... to verify signatures")
     p.set_defaults(func=cmd_receiver)
 
-    p = sub.add_parser("run", help="embedded broker + topics + one worker (make run)")
+    p = sub.add_parser("run", help="local broker + topics + one worker (make run)")
+    p.add_argument("--engine", choices=["tansu", "kafka"], default="tansu")
     p.add_argument("--broker-port", type=int, default=9092)
     p.add_argument("--web-port", type=int, default=6066)
     p.set_defaults(func=cmd_run)

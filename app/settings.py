@@ -130,6 +130,14 @@ class Settings(BaseSettings):
         "dead-letter listings read.",
     )
     web_host: str = Field("127.0.0.1", description="Address the worker's web server binds to.")
+    kafka_home: str | None = Field(
+        None,
+        description="Where `hookstream broker --engine kafka` keeps Apache Kafka's jars "
+        "(default ~/.cache/hookstream/kafka-4.4.0).",
+    )
+    kafka_jvm_opts: str | None = Field(
+        None, description="JVM options of the local Apache Kafka broker (replaces the defaults)."
+    )
 
     @field_validator("retry_delays", mode="before")
     @classmethod

@@ -4,7 +4,8 @@ Starts its own broker (embedded unless ``HOOKSTREAM_BROKER`` is set), a receiver
 loopback, and the workers under test; writes the figures to ``bench/results/<date>.json``.
 ``BENCH_EVENTS`` (default 100000) scales the event counts for a quicker run;
 ``BENCH_SCENARIOS`` (comma-separated: throughput, latency, isolation, fan-out, baseline,
-startup, two-workers; default all) runs only some.
+startup, restart, two-workers; default all) runs only some. ``BENCH_ENGINE`` (``make bench
+ENGINE=kafka``) picks the broker it starts: tansu (default) or kafka.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.kafka.embedded_broker import free_port, start_broker, wait_for_port
+from app.kafka.brokers import Engine, start_broker
+from app.kafka.brokers.net import free_port, wait_for_port
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent
 HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
+#: The broker the benchmark starts when HOOKSTREAM_BROKER names none (make bench ENGINE=...).
+ENGINE = Engine(os.environ.get("BENCH_ENGINE", Engine.TANSU.value))
+ENGINE_NAME = "named by HOOKSTREAM_BROKER" if os.environ.get("HOOKSTREAM_BROKER") else ENGINE.value
 SECRET = "whsec_" + base64.b64encode(b"benchmark-signing-key-of-32bytes").decode()
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -452,6 +457,41 @@ async def scenario_startup(bench: Bench, run_id: str) -> None:
     bench.stop(worker)
 
 
+async def scenario_restart(bench: Bench, run_id: str) -> None:
+    """A worker of an existing group stopped with SIGTERM and started again, with an event
+    produced while it was down: seconds from the new start to ready and to that delivery.
+    A worker that left its group (LeaveGroup) rejoins at once; one that did not waits for the
+    broker to expire it (the session timeout)."""
+    prefix, app_id = f"bench{run_id}r.", f"bench-{run_id}-r"
+    env = bench.worker_env(prefix, app_id)
+    subprocess.run([HOOKSTREAM, "topics", "create"], env=env, check=True, capture_output=True)
+    hook = bench.hooks("rs", 1)[0]
+    first, port = bench.start_worker(env, "restart-1")
+    await bench.wait_ready(port, first)
+    await bench.put_webhooks(prefix, [hook], [port])
+    await bench.reset()
+    await bench.produce(f"{prefix}events.messages", [(b"r", message_event(hook["account_id"], 1))])
+    await bench.wait_count(1, 60)
+    bench.stop(first)
+    await bench.reset()
+    await bench.produce(f"{prefix}events.messages", [(b"r", message_event(hook["account_id"], 2))])
+    started = time.time()
+    second, port = bench.start_worker(env, "restart-2")
+    await bench.wait_ready(port, second)
+    ready = time.time() - started
+    stats = await bench.wait_count(1, 120)
+    result = bench.results["restart"] = {
+        "seconds_to_ready": round(ready, 2),
+        "seconds_to_first_delivery": round((stats["last"] or time.time()) - started, 2),
+    }
+    report(
+        "restart",
+        f"{result['seconds_to_first_delivery']:>8} s from restart to the first delivery "
+        f"(ready after {result['seconds_to_ready']} s)",
+    )
+    bench.stop(second)
+
+
 async def scenario_two_workers(bench: Bench, run_id: str) -> None:
     """The throughput scenario with two workers in one group."""
     prefix, app_id = f"bench{run_id}w.", f"bench-{run_id}-w"
@@ -487,10 +527,11 @@ OWN_SCENARIOS = {
     "latency": scenario_latency,
     "baseline": scenario_baseline,
     "startup": scenario_startup,
+    "restart": scenario_restart,
     "two-workers": scenario_two_workers,
 }
 #: The default run: every scenario (about 5.5 minutes here).
-DEFAULT_SCENARIOS = "throughput,isolation,fan-out,latency,baseline,startup,two-workers"
+DEFAULT_SCENARIOS = "throughput,isolation,fan-out,latency,baseline,startup,restart,two-workers"
 SELECTED = [
     s.strip() for s in os.environ.get("BENCH_SCENARIOS", DEFAULT_SCENARIOS).split(",") if s.strip()
 ]
@@ -552,7 +593,8 @@ def infrastructure() -> Iterator[Bench]:
         broker, broker_pid = broker_env.split("://", 1)[-1], None
     else:
         port = free_port()
-        proc = start_broker(port, ROOT / "results" / "broker.log.tmp")
+        data = ROOT / "results" / f"broker-data-{uuid.uuid4().hex[:6]}.tmp"
+        proc = start_broker(ENGINE, port, data, ROOT / "results" / "broker.log.tmp")
         procs.append(proc)
         broker, broker_pid = f"127.0.0.1:{port}", proc.pid
     receiver_port = free_port()
@@ -576,7 +618,8 @@ async def main() -> None:
         await bench.producer.start()
         try:
             print(
-                f"hookstream benchmark: {EVENTS} events per scenario, broker {bench.broker}",
+                f"hookstream benchmark: {EVENTS} events per scenario, "
+                f"broker {bench.broker} ({ENGINE_NAME})",
                 flush=True,
             )
             await run(bench)
@@ -601,6 +644,7 @@ async def main() -> None:
                         and k != "HOOKSTREAM_BROKER"
                         and not any(w in k for w in ("SECRET", "TOKEN", "PASSWORD", "KEY"))
                     },
+                    "engine": ENGINE_NAME,
                     "machine": machine,
                     **bench.results,
                 },

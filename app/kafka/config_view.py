@@ -28,6 +28,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from app.kafka.metadata import topic_partitions
 from app.kafka.security import client_options
 from app.model.errors import InvalidInputError
 from app.model.url_policy import UrlPolicy
@@ -132,7 +133,7 @@ class ConfigView:
         )
         await consumer.start()
         try:
-            partitions = self._partitions = await self._find_partitions(consumer)
+            partitions = self._partitions = await topic_partitions(consumer, self._topic)
             tps = [TopicPartition(self._topic, p) for p in partitions]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
@@ -165,15 +166,6 @@ class ConfigView:
                 self.applied[tp.partition] = record.offset + 1
         async with self._caught_up:
             self._caught_up.notify_all()
-
-    async def _find_partitions(self, consumer: AIOKafkaConsumer) -> list[int]:
-        for _ in range(50):
-            await consumer.topics()  # refresh metadata
-            partitions = consumer.partitions_for_topic(self._topic)
-            if partitions:
-                return sorted(partitions)
-            await asyncio.sleep(0.2)
-        raise RuntimeError(f"topic {self._topic} does not exist; run 'hookstream topics create'")
 
     async def _write_barrier(self, partitions: list[int]) -> dict[int, int]:
         """Write one marker per partition; return the offset each was written at."""

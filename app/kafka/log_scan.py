@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.kafka.metadata import topic_partitions
 from app.kafka.security import client_options
 from app.settings import Settings
 
@@ -35,13 +36,11 @@ async def scan_topic(
     await consumer.start()
     found: list[T] = []
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
+        try:
+            partitions = await topic_partitions(consumer, topic, timeout=5.0)
+        except LookupError:
             return found
+        tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         starts = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)

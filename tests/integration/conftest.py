@@ -1,12 +1,15 @@
 """Integration fixtures: one real broker per test session, real workers, real receivers.
 
 Broker, in order: ``HOOKSTREAM_TEST_BROKER`` (host:port of a running broker), else a Kafka
-container through testcontainers where a Docker engine answers, else the embedded Tansu broker.
+container through testcontainers where a Docker engine answers, else the local broker of
+``HOOKSTREAM_TEST_ENGINE``: ``tansu`` (the embedded broker, the default) or ``kafka`` (Apache
+Kafka 4.4 from Maven jars). ``make test`` runs the suite once per engine it can start.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,10 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from app.kafka.embedded_broker import free_port, start_broker
+from app.kafka.brokers import Engine, start_broker
+from app.kafka.brokers.net import free_port
 from app.kafka.topics import TopicCatalog
 from app.settings import Settings
-from tests.integration.harness import Kafka, Receiver, WorkerProcess, worker_env
+from tests.integration.harness import (
+    TEST_KAFKA_JVM_OPTS,
+    Kafka,
+    Receiver,
+    WorkerProcess,
+    worker_env,
+)
 
 
 def _docker_engine_answers() -> bool:
@@ -30,8 +40,41 @@ def _docker_engine_answers() -> bool:
     return True
 
 
+def session_engine() -> Engine | None:
+    """The engine of the session's broker; None for a broker named by HOOKSTREAM_TEST_BROKER."""
+    if os.environ.get("HOOKSTREAM_TEST_BROKER"):
+        return None
+    if _docker_engine_answers():
+        return Engine.KAFKA
+    return Engine(os.environ.get("HOOKSTREAM_TEST_ENGINE", Engine.TANSU.value))
+
+
+def pytest_report_header() -> str:
+    engine = session_engine()
+    named = os.environ.get("HOOKSTREAM_TEST_BROKER", "")
+    return f"hookstream test broker: {engine.value if engine else named}"
+
+
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def engine() -> Engine | None:
+    return session_engine()
+
+
+def start_test_broker(engine: Engine, directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A broker of ``engine`` with its data and log in ``directory``, and its port."""
+    port = free_port()
+    process = start_broker(
+        engine,
+        port,
+        directory / "data",
+        log_path=directory / "broker.log",
+        jvm_opts=TEST_KAFKA_JVM_OPTS,
+    )
+    return process, port
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory, engine: Engine | None) -> Iterator[str]:
     named = os.environ.get("HOOKSTREAM_TEST_BROKER")
     if named:
         yield named.split("://", 1)[-1]
@@ -42,14 +85,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with KafkaContainer() as kafka:
             yield kafka.get_bootstrap_server()
         return
-    port = free_port()
-    log = tmp_path_factory.mktemp("broker") / "broker.log"
-    process = start_broker(port, log)
+    assert engine is not None
+    process, port = start_test_broker(engine, tmp_path_factory.mktemp("broker"))
     try:
         yield f"127.0.0.1:{port}"
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=30)
 
 
 @dataclass

@@ -23,10 +23,18 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import RecordMetadata
 
-from app.kafka.embedded_broker import free_port
+from app.kafka.brokers.net import free_port
+from app.kafka.metadata import topic_partitions
 from app.kafka.topics import TopicCatalog
 
 HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")
+#: A small test broker: the JIT's first tier only (the suite is short; C2 compiling on a
+#: shared 2-core machine slowed the workers beside it).
+TEST_KAFKA_JVM_OPTS = os.environ.get(
+    "HOOKSTREAM_KAFKA_JVM_OPTS",
+    "-Xms256m -Xmx768m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError "
+    "-XX:-UsePerfData",
+)
 
 
 def unique(prefix: str) -> str:
@@ -146,6 +154,78 @@ def worker_env(broker: str, tmp: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+@dataclass
+class BrokerProcess:
+    """``hookstream broker --engine kafka`` of a test's own, on its own port and data dir."""
+
+    data_dir: Path
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 90.0) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [
+                HOOKSTREAM,
+                "broker",
+                "--engine",
+                "kafka",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HOOKSTREAM_KAFKA_JVM_OPTS": TEST_KAFKA_JVM_OPTS},
+        )
+        await wait_until(
+            lambda: (
+                "(KRaft) on" in self.log_path.read_text(errors="replace")
+                or self.process is None
+                or self.process.poll() is not None
+            ),
+            timeout,
+            "the broker to serve",
+            interval=0.1,
+        )
+        assert self.process.poll() is None, self.log_path.read_text(errors="replace")[-3000:]
+
+    def kill(self) -> None:
+        """SIGKILL the broker's JVM (the child of ``hookstream broker``) and the command."""
+        assert self.process is not None
+        for pid in _children(self.process.pid):
+            os.kill(pid, signal.SIGKILL)
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 # -- Kafka ----------------------------------------------------------------------------------
 class Kafka:
     """Produce to and read from one test deployment's topics."""
@@ -198,9 +278,7 @@ class Kafka:
         await consumer.start()
         found: list[dict[str, Any]] = []
         try:
-            partitions = await wait_until(
-                lambda: consumer.partitions_for_topic(topic), 10, f"metadata of {topic}"
-            )
+            partitions = await topic_partitions(consumer, topic)
             tps = [TopicPartition(topic, p) for p in partitions]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)

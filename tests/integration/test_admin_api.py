@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
-from app.kafka.embedded_broker import free_port
+from app.kafka.brokers.net import free_port
 from tests.integration.conftest import Pipeline, started_pipeline
 from tests.integration.harness import HOOKSTREAM, Receiver, unique, wait_until
 from tests.seed_bodies import input_event

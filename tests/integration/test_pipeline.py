@@ -229,7 +229,7 @@ async def test_dead_endpoint_goes_to_the_failure_topic_after_all_tiers(
 async def test_connection_refused_is_retried_then_dead_lettered_with_the_error(
     pipeline: Pipeline,
 ) -> None:
-    from app.kafka.embedded_broker import free_port
+    from app.kafka.brokers.net import free_port
 
     account = unique("acct_")
     hook = webhook(account, f"http://127.0.0.1:{free_port()}/nobody")

@@ -8,7 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from app.kafka.embedded_broker import free_port
+from app.kafka.brokers.net import free_port
 from tests.integration.harness import HOOKSTREAM, fetch_health, unique, wait_until
 
 

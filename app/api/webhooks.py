@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -16,10 +17,18 @@ from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from app.api.common import ApiError, api, json_body, parse_body, unprocessable
-from app.api.models import TestIn, TestOut, WebhookOut, merge_patch, merge_put
+from app.api.models import (
+    SecretRequiredError,
+    TestIn,
+    TestOut,
+    WebhookOut,
+    merge_patch,
+    merge_put,
+)
 from app.flow.join import parse_event
 from app.flow.payload import custom_payload, standard_payload
 from app.flow.tracking import message_of
+from app.http.client import masked_headers
 from app.main import app, settings
 from app.model.errors import InvalidInputError
 from app.model.events import EVENT_MODELS
@@ -111,8 +120,8 @@ class WebhookItem(View):
         document = await json_body(request)
         current = await _current(webhook_id)
         if isinstance(document, dict):
-            document = merge_put(
-                {**document, "id": webhook_id}, current, time.time(), settings.secret_rotation_grace
+            document = _merged(
+                merge_put, {**document, "id": webhook_id}, current, settings.secret_rotation_grace
             )
         config = _validate(document)
         await _write(webhook_id, _wire(config))
@@ -125,8 +134,8 @@ class WebhookItem(View):
         if not isinstance(document, dict):
             raise ApiError(422, "body must be a JSON object")
         config = _validate(
-            merge_patch(
-                {**document, "id": webhook_id}, current, time.time(), settings.secret_rotation_grace
+            _merged(
+                merge_patch, {**document, "id": webhook_id}, current, settings.secret_rotation_grace
             )
         )
         await _write(webhook_id, _wire(config))
@@ -147,6 +156,20 @@ class TestSaved(View):
         if body.config is not None:
             raise ApiError(422, "config: not allowed here; test an unsaved config at /test")
         return self.json(await _test(await _current(webhook_id), body))
+
+
+def _merged(
+    merge: Callable[[dict[str, Any], WebhookConfig, float, float], dict[str, Any]],
+    document: dict[str, Any],
+    current: WebhookConfig,
+    grace: float,
+) -> dict[str, Any]:
+    """``merge`` (PUT or PATCH rules) of ``document`` onto ``current``; 422 when the change
+    needs secrets given again."""
+    try:
+        return merge(document, current, time.time(), grace)
+    except SecretRequiredError as exc:
+        raise ApiError(422, f"invalid: {exc}", exc.errors) from None
 
 
 def _wire(config: WebhookConfig) -> bytes:
@@ -180,10 +203,7 @@ async def _test(config: WebhookConfig, body: TestIn) -> dict[str, Any]:
         message=message_of(parsed),
         timeout=timeout,
     )
-    sent_headers = {
-        k: ("***" if k == "authorization" else v)
-        for k, v in (outcome.request_headers or {}).items()
-    }
+    sent_headers = masked_headers(outcome.request_headers or {})
     request = outcome.request
     return TestOut(
         ok=outcome.ok,

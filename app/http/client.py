@@ -34,6 +34,14 @@ from app.model.webhook_config import WebhookConfig, signing_key
 USER_AGENT = f"hookstream/{__version__}"
 EVENT_HEADER = "x-hookstream-event"
 ATTEMPT_HEADER = "x-hookstream-attempt"
+#: Request headers that carry a credential: masked wherever a request is shown or logged.
+CREDENTIAL_HEADERS = frozenset({"authorization", TOKEN_HEADER})
+MASKED = "***"
+
+
+def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with every credential header's value replaced by ``***``."""
+    return {k: MASKED if k.lower() in CREDENTIAL_HEADERS else v for k, v in headers.items()}
 
 
 class GuardedResolver(AbstractResolver):
@@ -66,7 +74,8 @@ class AttemptOutcome:
     response_body: str | None
     response_headers: Mapping[str, str]  # case-insensitive when a response came
     request: EncodedRequest | None = None
-    request_headers: dict[str, str] | None = None
+    #: As sent, credentials included (basic auth, feedback token): never in a repr.
+    request_headers: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:

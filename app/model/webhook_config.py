@@ -33,6 +33,17 @@ from app.model.events import EventName, canonical_event_name
 from app.model.url_policy import UrlPolicy, check_url
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+#: Where a config holds secrets, each as a path of keys: the signing secret, the previous one
+#: (during a rotation) and the basic-auth password. Written to the webhooks topic only; the API
+#: never returns them, a rejected config is reported with them masked, and a blank one on PUT
+#: or PATCH keeps the stored value. The one list of them.
+SECRET_PATHS: tuple[tuple[str, ...], ...] = (
+    ("secret",),
+    ("previous_secret",),
+    ("auth", "password"),
+)
+#: Their key names, masked at any depth in a config reported as invalid.
+SECRET_KEYS = frozenset(path[-1] for path in SECRET_PATHS)
 #: Standard Webhooks recommends 24 to 64 random bytes for a signing key.
 SECRET_MIN_BYTES, SECRET_MAX_BYTES = 24, 64
 _WEBHOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -219,13 +230,28 @@ class WebhookConfig(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The JSON value for the webhooks topic, secrets included (the topic is their store)."""
         data = self.model_dump(mode="json", exclude_none=False)
-        if self.secret is not None:
-            data["secret"] = self.secret.get_secret_value()
-        if self.previous_secret is not None:
-            data["previous_secret"] = self.previous_secret.get_secret_value()
-        if self.auth is not None:
-            data["auth"]["password"] = self.auth.password.get_secret_value()
+        for path in SECRET_PATHS:
+            value = secret_at(self, path)
+            if value is not None:
+                _set_path(data, path, value.get_secret_value())
         return data
+
+
+def secret_at(config: WebhookConfig, path: tuple[str, ...]) -> SecretStr | None:
+    """The secret at ``path`` (one of :data:`SECRET_PATHS`) of ``config``, if it has one."""
+    node: Any = config
+    for key in path:
+        node = getattr(node, key, None)
+        if node is None:
+            return None
+    return node if isinstance(node, SecretStr) else None
+
+
+def _set_path(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    *parents, last = path
+    for key in parents:
+        document = document[key]
+    document[last] = value
 
 
 def signing_key(secret: SecretStr) -> bytes:
@@ -251,26 +277,32 @@ def _decode_secret(raw: str) -> bytes:
 REDACTED = "***"
 
 
+def _redact(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: REDACTED if key in SECRET_KEYS and value not in (None, "") else _redact(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_redact(item) for item in node]
+    if isinstance(node, str) and node.startswith(SECRET_PREFIX):
+        return REDACTED  # a signing secret wherever it stands, keyed or not
+    return node
+
+
 def redact_config_bytes(raw: bytes) -> bytes:
-    """A config record with its secrets replaced by ``***``, for reporting it as invalid.
+    """A config record with every secret replaced by ``***``, for reporting it as invalid.
 
     The webhooks topic is the one place secrets are stored; a rejected config is reported
-    elsewhere, so its secrets are masked there. Bytes that are not a JSON object cannot be
-    searched for secrets and are replaced whole.
+    elsewhere, so its secret keys are masked there at any depth, in objects and in lists (a
+    rejected record need not have the shape of a config), and so is any ``whsec_`` string.
+    Bytes that are not JSON cannot be searched for secrets and are replaced whole.
     """
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return b'"*** not JSON: withheld, it may hold secrets ***"'
-    if not isinstance(document, dict):
-        return raw
-    for field in ("secret", "previous_secret"):
-        if document.get(field):
-            document[field] = REDACTED
-    auth = document.get("auth")
-    if isinstance(auth, dict) and "password" in auth:
-        document["auth"] = {**auth, "password": REDACTED}
-    return orjson.dumps(document)
+    return orjson.dumps(_redact(document))
 
 
 def parse_config_record(key: bytes | None, value: bytes, policy: UrlPolicy) -> WebhookConfig:

@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from app.flow.signing import verify
+from app.http.client import MASKED
 from app.model.webhook_config import signing_key
 
 
@@ -22,8 +23,9 @@ def make_receiver_app(secret: str | None) -> web.Application:
         body = await request.read()
         print(f"--- {time.strftime('%H:%M:%S')} {request.method} {request.path_qs}", flush=True)
         for name, value in request.headers.items():
-            shown = "***" if name.lower() == "authorization" else value
-            print(f"{name}: {shown}")
+            # The receiver is the customer's side: it shows the feedback token (its own
+            # credential for /track, needed to report opens) but never a basic-auth password.
+            print(f"{name}: {MASKED if name.lower() == 'authorization' else value}")
         print(body.decode("utf-8", "replace") if body else "(no body)")
         if key is not None:
             content = request.rel_url.raw_query_string.encode() if request.method == "GET" else body

@@ -6,11 +6,13 @@ Every route is driven through a real aiohttp client against the worker's web ser
 from __future__ import annotations
 
 import base64
+import binascii
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
@@ -462,6 +464,7 @@ async def test_secrets_never_appear_in_logs_topics_or_api_output(
             "secret": secret,
             "auth": auth,
             "log_response_body": True,
+            "tracking": True,  # its requests carry a feedback token, a credential too
         },
     )
     await api.send_event("message sent", account)
@@ -495,9 +498,39 @@ async def test_secrets_never_appear_in_logs_topics_or_api_output(
         *(catalog.retry(t) for t in range(1, catalog.retry_tiers + 1)),
     ]:
         written += await scan_topic(settings, topic, lambda _k, v: v, 1_000_000)
-    everything = "\n".join(
-        [*outputs, api.pipeline.worker.log(), *(r.decode("utf-8", "replace") for r in written)]
-    )
     assert len(written) > 5
-    for value in (secret, secret.removeprefix("whsec_"), password, TOKEN, "tracking-key-for-tests"):
-        assert value not in everything, "a secret was written outside the webhooks topic"
+    texts = [*outputs, api.pipeline.worker.log()]
+    for raw in written:
+        texts.append(raw.decode("utf-8", "replace"))
+        texts += _base64_decoded(orjson.loads(raw))  # e.g. events.invalid's value_base64
+    everything = "\n".join(texts)
+    assert "value_base64" in everything  # the rejected config's record was searched decoded
+    [sent] = receiver.at("/sec-ok")[:1]
+    token = sent.headers["x-hookstream-token"]
+    basic = base64.b64encode(f"u:{password}".encode()).decode()
+    for value in (
+        secret,
+        secret.removeprefix("whsec_"),
+        password,
+        basic,
+        token,
+        TOKEN,
+        "tracking-key-for-tests",
+    ):
+        assert value not in everything, "a credential was written outside the webhooks topic"
+    test_output = next(o for o in outputs if "x-hookstream-token" in o)
+    assert "'x-hookstream-token': '***'" in test_output and "'authorization': '***'" in test_output
+
+
+def _base64_decoded(node: Any) -> list[str]:
+    """The text of every string in ``node`` that is valid base64 (decoded with replacement)."""
+    if isinstance(node, dict):
+        return [text for value in node.values() for text in _base64_decoded(value)]
+    if isinstance(node, list):
+        return [text for value in node for text in _base64_decoded(value)]
+    if isinstance(node, str) and len(node) >= 8:
+        try:
+            return [base64.b64decode(node, validate=True).decode("utf-8", "replace")]
+        except (binascii.Error, ValueError):
+            return []
+    return []

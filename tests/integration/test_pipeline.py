@@ -290,10 +290,10 @@ async def test_invalid_events_go_to_events_invalid_and_the_pipeline_keeps_going(
     [
         ({"url": "ftp://127.0.0.1/x"}, "URL scheme must be https"),
         (
-            {"method": "GET", "auth": {"type": "basic", "username": "u", "password": "p"}},
+            {"method": "GET", "auth": {"type": "basic", "username": "u", "password": "s3cret"}},
             "POST only",
         ),
-        ({"secret": "not-a-secret"}, "secret must start with 'whsec_'"),
+        ({"secret": "not-a-secret-s3cret"}, "secret must start with 'whsec_'"),
         ({"events": ["message exploded"]}, "unknown event name"),
         ({"custom_payload": [{"field": "x", "path": "a..b"}]}, "empty segment"),
         ({"content_type": "xml"}, "content_type"),
@@ -303,14 +303,18 @@ async def test_invalid_configs_go_to_events_invalid_without_stopping_the_agent(
     pipeline: Pipeline, receiver: Receiver, config: dict[str, Any], reason: str
 ) -> None:
     account = unique("acct_")
-    bad = {**webhook(account, receiver.url("/never")), **config}
+    # Every bad config carries secrets; none may reach events.invalid, raw value included.
+    bad = {**webhook(account, receiver.url("/never"), secret=SECRET), **config}
     await pipeline.kafka.send_json(pipeline.catalog.webhooks, bad, key=bad["id"])
 
     [invalid] = await pipeline.kafka.read(
         pipeline.catalog.events_invalid, lambda v: v["key"] == bad["id"]
     )
     assert reason in invalid["error"] and invalid["stage"] == "webhooks"
-    assert "s3cret" not in invalid["error"]
+    recorded = invalid["error"] + base64.b64decode(invalid["value_base64"]).decode()
+    for secret in ("s3cret", SECRET, SECRET.removeprefix("whsec_")):
+        assert secret not in recorded
+    assert "***" in recorded  # the secrets were masked, not the record dropped
 
     good = webhook(account, receiver.url("/good"))
     await pipeline.kafka.put_webhooks([good], pipeline.worker)

@@ -6,14 +6,19 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import orjson
 import pytest
+from pydantic import SecretStr
 
 from app.api import common
-from app.api.models import WebhookOut, merge_patch, merge_put
+from app.api.models import SecretRequiredError, WebhookOut, merge_patch, merge_put
 from app.flow.tracking import TokenError, TrackingClaims, issue_token, message_of, verify_token
+from app.http.client import AttemptOutcome, DeliveryClient, RequestPlan, masked_headers
 from app.kafka.replay import select
-from app.model.records import DeadLetter, DeliveryJob, SourceRef
-from app.model.webhook_config import WebhookConfig
+from app.model.events import EventName
+from app.model.records import AttemptResult, DeadLetter, DeliveryJob, SourceRef
+from app.model.url_policy import UrlPolicy
+from app.model.webhook_config import SECRET_PATHS, WebhookConfig, redact_config_bytes, secret_at
 from app.settings import Settings
 
 SECRET = "whsec_" + base64.b64encode(b"m" * 32).decode()
@@ -169,3 +174,108 @@ def test_both_signatures_verify_with_the_official_library_during_rotation() -> N
     assert len(headers["webhook-signature"].split(" ")) == 2
     for secret in (SECRET, NEW_SECRET):
         assert Webhook(secret).verify(request.body or b"", headers) == {"a": 1}
+
+
+# -- secrets that must not follow a webhook ---------------------------------------------------
+@pytest.mark.parametrize("merge", [merge_put, merge_patch])
+def test_moving_a_webhook_to_another_account_needs_its_secrets_again(merge: Any) -> None:
+    document = {
+        "account_id": "b",
+        "url": "https://h.example/x",
+        "auth": {"type": "basic", "username": "u"},
+    }
+    with pytest.raises(SecretRequiredError) as info:
+        merge(document, current())
+    assert {e["field"] for e in info.value.errors} == {"secret", "auth.password"}
+    given = {
+        **document,
+        "secret": SECRET,
+        "auth": {"type": "basic", "username": "u", "password": "p2"},
+    }
+    merged = merge(given, current())
+    assert merged["account_id"] == "b" and merged["auth"]["password"] == "p2"
+    assert "previous_secret" not in merged  # no old secret signs for the new account
+
+
+@pytest.mark.parametrize("merge", [merge_put, merge_patch])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"url": "https://elsewhere.example/x"},
+        {"url": "https://h.example:8443/x"},
+        {"event_urls": {"message sent": "https://other.example/m"}},
+    ],
+)
+def test_a_url_on_a_new_host_needs_the_basic_auth_password_again(
+    merge: Any, change: dict[str, Any]
+) -> None:
+    document = {"account_id": "a", "url": "https://h.example/x", **change}
+    document["auth"] = {"type": "basic", "username": "u"}
+    with pytest.raises(SecretRequiredError) as info:
+        merge(document, current())
+    assert [e["field"] for e in info.value.errors] == ["auth.password"]
+    # The signing secret is no credential for the host (only a signature goes there): kept.
+    merged = merge({**document, "auth": {**document["auth"], "password": "new"}}, current())
+    assert merged["secret"] == SECRET and merged["auth"]["password"] == "new"
+
+
+def test_a_new_path_on_the_same_host_keeps_the_password() -> None:
+    merged = merge_patch({"url": "https://h.example/other/path"}, current())
+    assert merged["auth"]["password"] == "pw" and merged["secret"] == SECRET
+
+
+def test_patch_without_auth_keeps_auth_and_patch_with_null_auth_removes_it() -> None:
+    assert merge_patch({"name": "n"}, current())["auth"] == {
+        "type": "basic",
+        "username": "u",
+        "password": "pw",
+    }
+    assert merge_patch({"auth": None}, current())["auth"] is None
+
+
+# -- redaction and reprs ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [{"secret": SECRET}],
+        {"nested": {"deeper": [{"previous_secret": SECRET, "password": "pw-deep"}]}},
+        {"auth": {"type": "basic", "username": "u", "password": "pw-deep"}, "secret": SECRET},
+        SECRET,
+        {"notes": ["see", SECRET]},
+    ],
+)
+def test_redaction_masks_secrets_at_any_depth_and_shape(raw: Any) -> None:
+    redacted = redact_config_bytes(orjson.dumps(raw))
+    assert SECRET.encode() not in redacted and SECRET[6:].encode() not in redacted
+    assert b"pw-deep" not in redacted
+    assert redact_config_bytes(b"\xff" + SECRET.encode()) == (
+        b'"*** not JSON: withheld, it may hold secrets ***"'
+    )
+
+
+def test_the_secret_fields_are_listed_once_and_to_wire_writes_each() -> None:
+    config = current().model_copy(update={"previous_secret": SecretStr(SECRET)})
+    wire = config.to_wire()
+    assert wire["secret"] == SECRET and wire["previous_secret"] == SECRET
+    assert wire["auth"]["password"] == "pw"
+    for path in SECRET_PATHS:
+        assert secret_at(config, path) is not None, path
+
+
+def test_objects_that_hold_credentials_have_safe_reprs() -> None:
+    hook = current()
+    basic = base64.b64encode(b"u:pw").decode()
+    plan = RequestPlan.of(hook, EventName.MESSAGE_SENT)
+    request, headers = plan.build({"a": 1}, "msg_1", 1, 1_700_000_000, tracking_token="tok-123")
+    result = AttemptResult(attempt=1, url=hook.url or "", status=200, duration_ms=1.0, at=1.0)
+    outcome = AttemptOutcome(result, None, {}, request, headers)
+    client = DeliveryClient(UrlPolicy(), 1.0, tracking_key=b"tracking-key-bytes")
+    settings = Settings(admin_token="adm1n", tracking_secret="track1ng", sasl_password="sasl-pw")  # type: ignore[arg-type]
+    for obj in (hook, hook.auth, plan, outcome, client, settings):
+        shown = repr(obj) + str(obj)
+        for secret in (SECRET, SECRET[6:], "pw'", basic, "tok-123", "tracking-key-bytes"):
+            assert secret not in shown, (type(obj).__name__, secret)
+        for secret in ("adm1n", "track1ng", "sasl-pw"):
+            assert secret not in shown, (type(obj).__name__, secret)
+    assert masked_headers(headers)["authorization"] == "***"
+    assert masked_headers(headers)["x-hookstream-token"] == "***"

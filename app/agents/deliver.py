@@ -171,7 +171,7 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
             if status == GONE:
                 reason = "endpoint answered 410 Gone; the webhook was disabled"
             await _dead_letter(job, history, reason, stage)
-            if failure_streaks.failed(webhook.id, job.created_at, now):
+            if failure_streaks.failed(webhook.id, now):
                 hours = settings.auto_disable_after / 3600
                 await _disable(
                     webhook, "failing", f"every delivery failed for {hours:g} h; last: {last}"

@@ -5,6 +5,10 @@ delivery failed for ``HOOKSTREAM_AUTO_DISABLE_AFTER`` seconds (default 24 h) is 
 platforms do with endpoints that are gone for good; one delivered job resets the streak. Each
 worker tracks the deliveries it makes, so with several workers the first to see a day of
 failures disables it; a restart starts the streak afresh (it errs on the side of delivering).
+
+The streak is measured from this worker's first failed delivery, never from a job's age: a
+replayed dead letter keeps the ``created_at`` of its event, and one failure of a week-old
+replay must not count as a week of failures.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ class FailureStreaks:
     def delivered(self, webhook_id: str) -> None:
         self._since.pop(webhook_id, None)
 
-    def failed(self, webhook_id: str, started_at: float, now: float) -> bool:
-        """Record a failed delivery that began at ``started_at``; True when it is time to
-        disable the webhook."""
-        since = self._since.setdefault(webhook_id, started_at)
+    def failed(self, webhook_id: str, now: float) -> bool:
+        """Record a failed delivery at ``now``; True when every delivery of this webhook has
+        failed since at least ``disable_after`` seconds ago."""
+        since = self._since.setdefault(webhook_id, now)
         return self.disable_after > 0 and now - since >= self.disable_after

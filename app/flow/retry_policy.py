@@ -46,19 +46,20 @@ def is_retryable(status: int | None, retry_all_non_2xx: bool) -> bool:
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds from ``now`` that a ``Retry-After`` header asks for (delta or HTTP date)."""
+    """Seconds from ``now`` that a ``Retry-After`` header asks for (delta or HTTP date), or
+    ``None`` when it is absent or unreadable: a receiver's header never raises here."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() alone also takes "²" or "٣"
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, when.timestamp() - datetime.fromtimestamp(now, UTC).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - datetime.fromtimestamp(now, UTC).timestamp())
 
 
 def next_step(

@@ -6,9 +6,11 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.flow.join import delivery_id, jobs_for_event, parse_event
-from app.flow.retry_policy import next_step
+from app.flow.retry_policy import next_step, parse_retry_after
 from app.model.errors import InvalidInputError
 from app.model.events import EventFamily
 from app.model.records import SourceRef
@@ -134,12 +136,44 @@ def test_a_webhook_is_disabled_only_after_failing_for_the_whole_period() -> None
     from app.delivery.failure_streaks import FailureStreaks
 
     streaks = FailureStreaks(disable_after=86400)
-    assert not streaks.failed("w", started_at=0, now=100)
-    assert not streaks.failed("w", started_at=50, now=86_000)  # the streak began at 0
-    assert streaks.failed("w", started_at=86_000, now=86_400)
+    assert not streaks.failed("w", now=100)
+    assert not streaks.failed("w", now=86_000)  # the streak began at 100
+    assert streaks.failed("w", now=86_500)
     streaks.delivered("w")  # one success resets it
-    assert not streaks.failed("w", started_at=90_000, now=90_100)
-    assert not FailureStreaks(disable_after=0).failed("w", started_at=0, now=10**9)
+    assert not streaks.failed("w", now=90_100)
+    assert not FailureStreaks(disable_after=0).failed("w", now=10**9)
+
+
+def test_one_failure_of_a_replayed_old_dead_letter_does_not_disable_its_webhook() -> None:
+    """The streak starts at this worker's first failed delivery, not at the job's creation
+    (a replay keeps its event's ``created_at``)."""
+    from app.delivery.failure_streaks import FailureStreaks
+
+    week_old_job_created_at = 1_000_000.0
+    now = week_old_job_created_at + 7 * 86400
+    streaks = FailureStreaks(disable_after=86400)
+    assert not streaks.failed("w", now=now)
+    assert not streaks.failed("w", now=now + 60)
+
+
+@settings(max_examples=3000, derandomize=True, database=None)
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.from_regex(r"[A-Za-z]{3}, \d{1,2} [A-Za-z]{3} \d{1,6} \d{1,2}:\d{1,2}:\d{1,2}( GMT)?"),
+        st.integers(min_value=0, max_value=10**400).map(str),
+    )
+)
+def test_retry_after_parsing_never_raises_and_reads_only_ascii_digits(value: str) -> None:
+    parsed = parse_retry_after(value, 1_700_000_000.0)
+    assert parsed is None or parsed >= 0
+    if parsed is not None and value.strip().isdigit():
+        assert value.strip().isascii()
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "1²", "Mon, 99 Foo 99999 99:99:99 GMT", "  "])
+def test_unreadable_retry_after_headers_are_ignored(value: str) -> None:
+    assert parse_retry_after(value, 1_700_000_000.0) is None
 
 
 def test_the_rate_limiter_spaces_slots_and_gives_back_a_deferred_one() -> None:

@@ -192,12 +192,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     deliveries = TopicCatalog.from_settings(settings).deliveries
 
     async def _replay() -> list[str]:
+        scan = await list_dead_letters(settings, args.webhook_id)
+        if scan.truncated:
+            print("note: the dead-letter scan ran out of time; older ones were not looked at")
         letters = select(
-            await list_dead_letters(settings, args.webhook_id),
-            args.delivery_id or None,
-            args.webhook_id,
-            args.since,
-            args.until,
+            scan.items, args.delivery_id or None, args.webhook_id, args.since, args.until
         )
         if args.dry_run:
             return [x.job.delivery_id for x in letters]

@@ -2,10 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+#: Busiest webhooks given their own series (the label set stays bounded however many there are).
+TOP_ENDPOINTS = 10
+LIMIT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class EndpointLike(Protocol):
+    @property
+    def webhook_id(self) -> str: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def queued(self) -> int: ...
+
+
+class SchedulerLike(Protocol):
+    """What the delivery scheduler shows (this module imports nothing of hookstream's)."""
+
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def queued(self) -> int: ...
+    def snapshot(self, top: int = 10) -> Sequence[EndpointLike]: ...
+    def limits(self) -> list[int]: ...
+
+
+#: Set by the worker to its scheduler; read at every scrape.
+scheduler_source: SchedulerLike | None = None
 
 registry = CollectorRegistry(auto_describe=True)
 
@@ -25,9 +58,9 @@ retries = Counter("hookstream_retries", "Jobs handed to a retry tier.", ["tier"]
 dead_letters = Counter(
     "hookstream_dead_letters", "Jobs written to deliveries.failed.", ["stage"], registry=registry
 )
-skipped = Counter(
-    "hookstream_skipped_attempts",
-    "Attempts routed to the next tier without an HTTP call (circuit open, busy endpoint).",
+parked = Counter(
+    "hookstream_parked",
+    "Jobs parked on deliveries.parked without a try (busy, circuit open, rate limit, stopping).",
     ["reason"],
     registry=registry,
 )
@@ -65,6 +98,45 @@ def child(metric: Any, *labels: str) -> Any:
 
 def status_class(status: int | None) -> str:
     return "error" if status is None else f"{status // 100}xx"
+
+
+class _SchedulerCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        source = scheduler_source
+        if source is None:
+            return
+        yield GaugeMetricFamily(
+            "hookstream_requests_in_flight", "HTTP requests in flight.", value=source.in_flight
+        )
+        yield GaugeMetricFamily(
+            "hookstream_jobs_queued",
+            "Jobs waiting in memory for their endpoint.",
+            value=source.queued,
+        )
+        top = {
+            "hookstream_endpoint_limit": ("Adaptive concurrency limit", "limit"),
+            "hookstream_endpoint_in_flight": ("Requests in flight", "in_flight"),
+            "hookstream_endpoint_queued": ("Jobs queued in memory", "queued"),
+        }
+        busiest = source.snapshot(TOP_ENDPOINTS)
+        for name, (text, attribute) in top.items():
+            family = GaugeMetricFamily(
+                name, f"{text} of the {TOP_ENDPOINTS} busiest endpoints.", labels=["webhook_id"]
+            )
+            for view in busiest:
+                family.add_metric([view.webhook_id], getattr(view, attribute))
+            yield family
+        limits = source.limits()
+        buckets = [(str(b), sum(1 for x in limits if x <= b)) for b in LIMIT_BUCKETS]
+        yield GaugeHistogramMetricFamily(
+            "hookstream_endpoint_limits",
+            "Adaptive concurrency limits of every endpoint the worker knows.",
+            buckets=[*buckets, ("+Inf", len(limits))],
+            gsum_value=sum(limits),
+        )
+
+
+registry.register(_SchedulerCollector())
 
 
 def render() -> bytes:

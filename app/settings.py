@@ -73,13 +73,34 @@ class Settings(BaseSettings):
         200, ge=1, description="Events (batches of jobs) one worker delivers at the same time."
     )
     endpoint_max_in_flight: int = Field(
-        50, ge=1, description="Requests in flight to one endpoint (webhook URL) at once."
+        256,
+        ge=1,
+        description="Most requests in flight to one endpoint (webhook URL); its adaptive limit "
+        "moves between the minimum and this.",
     )
-    endpoint_slow_after: float = Field(
-        0.5,
+    endpoint_min_in_flight: int = Field(
+        1, ge=1, description="Fewest requests in flight an endpoint's adaptive limit falls to."
+    )
+    max_in_flight: int = Field(
+        1024, ge=1, description="Requests in flight in the whole worker, shared round robin."
+    )
+    endpoint_queue_seconds: float = Field(
+        5.0,
         gt=0,
-        description="A full endpoint that finished no request for this many seconds is slow: "
-        "new jobs for it go to the retry tier instead of waiting for a slot.",
+        description="Longest a job waits in memory for its endpoint; one that would wait "
+        "longer is parked on deliveries.parked (a queued job holds its event's offset).",
+    )
+    max_queued: int = Field(
+        20_000,
+        ge=1,
+        description="Jobs a worker holds in memory, waiting for their endpoints; at this many "
+        "it reads no more events until some are sent.",
+    )
+    parked_in_memory: int = Field(
+        20_000,
+        ge=1,
+        description="Parked jobs a worker holds in memory until they are due; beyond that "
+        "they stay on the broker.",
     )
     circuit_failure_threshold: int = Field(
         5, ge=1, description="Consecutive failures that open an endpoint's circuit."

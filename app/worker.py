@@ -8,16 +8,15 @@ Faust's command line, so the app never imports its own agents.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import faust
 
 from app.agents import deliver, ingest, webhooks
+from app.agents.deliver import scheduler
 from app.api import health, logs, track
 from app.api import webhooks as webhooks_api
 from app.main import app, settings
-from app.runtime.state import drain
 
 #: The modules imported for their registration side effects, named so the intent is explicit.
 REGISTERED = (deliver, ingest, webhooks, health, logs, track, webhooks_api)
@@ -39,12 +38,14 @@ class Worker(faust.Worker):
     async def on_stop(self) -> None:
         """Graceful stop (SIGTERM): finish what is in flight, commit it, and nothing more.
 
-        1. Stop handing events to the agents (as Faust does when it stops its consumer).
-        2. Wait for the deliveries in flight, up to the request timeout + 5 s.
-        3. Commit the offsets of everything finished, then turn further commits off: while
-           stopping, Faust cancels its actors and acknowledges the event each one holds (a
-           retry waiting out its delay, a delivery still running after the wait). Committing
-           those would lose them; uncommitted, they are redelivered after the restart.
+        1. Stop handing records to the agents (as Faust does when it stops its consumer).
+        2. Let the requests in flight finish, up to the request timeout + 5 s, and park every
+           job still queued (:meth:`Scheduler.stop`): each record whose jobs all settled is
+           acknowledged, so nothing finished is sent again.
+        3. Commit (the batch writer's records go first), then turn further commits off:
+           records not acknowledged (a retry waiting out its delay, the parking lane's, a
+           request still running after the wait) stay uncommitted and are read again after
+           the restart.
         """
         consumer: Any = app.consumer  # Faust's Consumer; its protocol type lacks force_commit
         assignment = consumer.assignment()
@@ -54,9 +55,8 @@ class Worker(faust.Worker):
         app.flow_control.clear()
         timeout = settings.request_timeout + 5
         self.log.info("draining in-flight deliveries (up to %.0f s)", timeout)
-        if not await drain.wait_idle(timeout):
+        if not await scheduler.stop(timeout):
             self.log.warning("stopping with deliveries still in flight; they will be redelivered")
-        await asyncio.sleep(0.1)  # let the actors acknowledge what they finished
         # force_commit: commit() returns without committing while a periodic commit runs.
         await consumer.maybe_wait_for_commit_to_finish()
         committed = await consumer.force_commit()

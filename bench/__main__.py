@@ -35,6 +35,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.kafka.brokers import Engine, start_broker
 from app.kafka.brokers.net import free_port, wait_for_port
+from app.kafka.log_scan import scan_topic
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -53,9 +54,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def message_event(account: str, n: int, now: float | None = None) -> bytes:
+def message_event(
+    account: str, n: int, now: float | None = None, campaign: str | None = None
+) -> bytes:
     return orjson.dumps(
         {
+            "campaign_id": campaign,
             "event": "message sent",
             "message_id": n,
             "message_uid": f"bench_{n}",
@@ -160,11 +164,11 @@ class Bench:
                     break
                 await asyncio.sleep(0.1)
 
-    async def stats(self, latencies: bool = False) -> dict[str, Any]:
-        url = f"http://127.0.0.1:{self.receiver_port}/_stats" + (
-            "?latencies=1" if latencies else ""
-        )
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
+    async def stats(self, latencies: bool = False, group: str = "*") -> dict[str, Any]:
+        """The receiver's arrivals, in all or of one path group (the first path segment)."""
+        url = f"http://127.0.0.1:{self.receiver_port}/_stats"
+        params = {"group": group, **({"latencies": "1"} if latencies else {})}
+        async with aiohttp.ClientSession() as session, session.get(url, params=params) as response:
             return dict(await response.json())
 
     async def reset(self) -> None:
@@ -174,10 +178,10 @@ class Bench:
         ):
             pass
 
-    async def wait_count(self, count: int, timeout: float) -> dict[str, Any]:
+    async def wait_count(self, count: int, timeout: float, group: str = "*") -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            stats = await self.stats()
+            stats = await self.stats(group=group)
             if stats["count"] >= count or time.monotonic() > deadline:
                 return stats
             await asyncio.sleep(0.25)
@@ -457,6 +461,138 @@ async def scenario_startup(bench: Bench, run_id: str) -> None:
     bench.stop(worker)
 
 
+async def _fast_round(
+    bench: Bench, worker: Worker, tag: str, tenth: str | None, events: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Nine fast webhooks of one account, each scoped to one campaign, events spread over the
+    campaigns; with ``tenth`` (a path group: slow answers after 1 s), one more webhook of the
+    account takes every event. The nine's deliveries/s, and the webhooks."""
+    account = f"acct_{tag}"
+    hooks: list[dict[str, Any]] = [
+        {
+            "id": f"wh_{tag}_{i}",
+            "account_id": account,
+            "url": f"http://127.0.0.1:{bench.receiver_port}/{tag}/{i}",
+            "secret": SECRET,
+            "campaign_id": f"c{i}",
+        }
+        for i in range(9)
+    ]
+    if tenth is not None:
+        hooks.append(
+            {
+                "id": f"wh_{tag}_tenth",
+                "account_id": account,
+                "url": f"http://127.0.0.1:{bench.receiver_port}/{tenth}/{tag}",
+                "secret": SECRET,
+            }
+        )
+    await bench.put_webhooks(worker.prefix, hooks, [worker.port])
+    records = [
+        (str(n).encode(), message_event(account, n, campaign=f"c{n % 9}")) for n in range(events)
+    ]
+    cpu0 = cpu_seconds(worker.pid)
+    started = time.time()
+    await bench.produce(f"{worker.prefix}events.messages", records)
+    stats = await bench.wait_count(events, 600, group=tag)
+    elapsed = (stats["last"] or time.time()) - started
+    return {
+        "deliveries": stats["count"],
+        "seconds": round(elapsed, 2),
+        "deliveries_per_s": round(stats["count"] / elapsed, 1),
+        "worker_cpu_s": round(cpu_seconds(worker.pid) - cpu0, 1),
+    }, hooks
+
+
+async def scenario_slow_endpoint(bench: Bench, worker: Worker) -> None:
+    """Nine fast endpoints alone, then beside a healthy endpoint that answers after 1 s and
+    gets every event too: their throughput beside it ÷ alone, the slow endpoint's deliveries/s
+    and peak concurrency, and its dead letters (none expected: it is healthy, only slow)."""
+    events = max(900, EVENTS // 5)
+    await bench.reset()
+    alone, _ = await _fast_round(bench, worker, "sa", None, events)
+    fast_tenth, _ = await _fast_round(bench, worker, "sf", "tenth", events)
+    beside, hooks = await _fast_round(bench, worker, "sb", "slow", events)
+    # The slow endpoint drains its backlog at its own pace; measure it once it is done.
+    slow = await bench.wait_count(events, 900, group="slow")
+    slow_seconds = (slow["last"] or time.time()) - (slow["first"] or time.time())
+    failed = await dead_letters(bench, worker.prefix, {hooks[-1]["id"]})
+    result = bench.results["slow_endpoint"] = {
+        "events": events,
+        "fast_alone_per_s": alone["deliveries_per_s"],
+        "fast_beside_per_s": beside["deliveries_per_s"],
+        "ratio": round(beside["deliveries_per_s"] / alone["deliveries_per_s"], 3),
+        "fast_beside_a_fast_tenth_per_s": fast_tenth["deliveries_per_s"],
+        "ratio_to_a_fast_tenth": round(
+            beside["deliveries_per_s"] / fast_tenth["deliveries_per_s"], 3
+        ),
+        "worker_cpu_s_alone": alone["worker_cpu_s"],
+        "worker_cpu_s_beside": beside["worker_cpu_s"],
+        "slow_deliveries": slow["count"],
+        "slow_deliveries_per_s": round(slow["count"] / max(slow_seconds, 0.001), 1),
+        "slow_peak_in_flight": slow["peak_in_flight"],
+        "slow_dead_letters": failed,
+    }
+    report(
+        "slow-endpoint",
+        f"{result['fast_beside_per_s']:>8} fast deliveries/s beside a 1 s endpoint "
+        f"({result['ratio']} x alone, {result['fast_alone_per_s']}/s; "
+        f"{result['ratio_to_a_fast_tenth']} x beside a fast tenth); the slow one "
+        f"{result['slow_deliveries_per_s']}/s, peak {result['slow_peak_in_flight']} in flight, "
+        f"{failed} dead letters",
+    )
+
+
+async def dead_letters(bench: Bench, prefix: str, webhook_ids: set[str]) -> int:
+    """Dead letters of these webhooks on deliveries.failed (to its high watermark)."""
+    settings = Settings(broker=f"kafka://{bench.broker}")
+    letters = (
+        await scan_topic(
+            settings,
+            f"{prefix}deliveries.failed",
+            lambda _k, v: v if orjson.loads(v)["job"]["webhook_id"] in webhook_ids else None,
+            10_000_000,
+        )
+    ).items
+    return len(letters)
+
+
+async def scenario_realistic(bench: Bench, worker: Worker) -> None:
+    """Ten endpoints whose latencies are log-normal around 250 ms (p99 about 2 s), as real
+    receivers answer: deliveries/s and event produced -> request received."""
+    hooks = bench.hooks("rl", 10, path="/ln")
+    await bench.put_webhooks(worker.prefix, hooks, [worker.port])
+    await bench.reset()
+    events = EVENTS
+    records = [
+        (str(n).encode(), message_event(hooks[n % 10]["account_id"], n)) for n in range(events)
+    ]
+    cpu0 = cpu_seconds(worker.pid)
+    started = time.time()
+    await bench.produce(f"{worker.prefix}events.messages", records)
+    await bench.wait_count(events, 900, group="ln")
+    stats = await bench.stats(latencies=True, group="ln")
+    elapsed = (stats["last"] or time.time()) - started
+    lat = sorted(stats["latencies"])
+    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
+    result = bench.results["realistic"] = {
+        "deliveries": stats["count"],
+        "seconds": round(elapsed, 2),
+        "deliveries_per_s": round(stats["count"] / elapsed, 1),
+        "peak_in_flight": stats["peak_in_flight"],
+        "p50_ms": round(q[49] * 1000, 1),
+        "p99_ms": round(q[98] * 1000, 1),
+        "worker_cpu_s": round(cpu_seconds(worker.pid) - cpu0, 1),
+        "dead_letters": await dead_letters(bench, worker.prefix, {h["id"] for h in hooks}),
+    }
+    report(
+        "realistic",
+        f"{result['deliveries_per_s']:>8} deliveries/s to 10 endpoints answering in ~250 ms "
+        f"(p99 2 s); event -> receipt p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms; "
+        f"peak {result['peak_in_flight']} in flight",
+    )
+
+
 async def scenario_restart(bench: Bench, run_id: str) -> None:
     """A worker of an existing group stopped with SIGTERM and started again, with an event
     produced while it was down: seconds from the new start to ready and to that delivery.
@@ -522,6 +658,8 @@ WORKER_SCENARIOS = {
     "throughput": scenario_throughput,
     "isolation": scenario_isolation,
     "fan-out": scenario_fan_out,
+    "slow-endpoint": scenario_slow_endpoint,
+    "realistic": scenario_realistic,
 }
 OWN_SCENARIOS = {
     "latency": scenario_latency,
@@ -531,7 +669,10 @@ OWN_SCENARIOS = {
     "two-workers": scenario_two_workers,
 }
 #: The default run: every scenario (about 5.5 minutes here).
-DEFAULT_SCENARIOS = "throughput,isolation,fan-out,latency,baseline,startup,restart,two-workers"
+DEFAULT_SCENARIOS = (
+    "throughput,isolation,fan-out,slow-endpoint,realistic,latency,baseline,startup,restart,"
+    "two-workers"
+)
 SELECTED = [
     s.strip() for s in os.environ.get("BENCH_SCENARIOS", DEFAULT_SCENARIOS).split(",") if s.strip()
 ]
@@ -569,6 +710,17 @@ TARGETS: list[tuple[str, tuple[str, ...], float, bool]] = [
     ("tuned bare agent's p99 ms, same load", ("tuned_baseline", "latency", "p99_ms"), 50.0, False),
     ("isolation ratio", ("isolation", "ratio_to_throughput"), 0.9, True),
     ("startup s", ("startup", "seconds_to_first_delivery"), 10.0, False),
+    ("fast beside a 1 s endpoint / alone", ("slow_endpoint", "ratio"), 0.9, True),
+    (
+        "fast beside a 1 s endpoint / beside a fast one",
+        ("slow_endpoint", "ratio_to_a_fast_tenth"),
+        0.9,
+        True,
+    ),
+    ("slow endpoint deliveries/s at 1 s", ("slow_endpoint", "slow_deliveries_per_s"), 200.0, True),
+    ("slow endpoint peak in flight", ("slow_endpoint", "slow_peak_in_flight"), 200.0, True),
+    ("slow endpoint dead letters", ("slow_endpoint", "slow_dead_letters"), 0.0, False),
+    ("realistic deliveries/s", ("realistic", "deliveries_per_s"), 3000.0, True),
 ]
 
 

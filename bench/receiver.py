@@ -2,17 +2,27 @@
 
 Latency is read from the payload itself: the benchmark puts the produce time in the seed body's
 ``name`` field (``t=<unix time>``), which the standard payload carries through unchanged.
-Paths under ``/hang/`` never answer (an endpoint that is down but accepts connections).
+Arrivals are counted per *group*, the first path segment (``/h/3`` is group ``h``), and in all.
+Some groups behave like real endpoints:
+- ``/hang/...`` never answers (an endpoint that is down but accepts connections);
+- ``/slow/...`` answers after 1 s (a healthy but slow CRM);
+- ``/ln/...`` answers after a log-normal delay around 250 ms, p99 about 2 s (real receivers).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import time
+from collections import defaultdict
 
 import orjson
 from aiohttp import web
+
+#: Log-normal latency: median e^MU = 250 ms, p99 = e^(MU + 2.326 SIGMA) = 2 s.
+LOG_NORMAL_MU, LOG_NORMAL_SIGMA = -1.386, 0.894
+SLOW_SECONDS = 1.0
 
 
 class Stats:
@@ -21,44 +31,65 @@ class Stats:
         self.first: float | None = None
         self.last: float | None = None
         self.latencies: list[float] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
-    def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
+    def document(self, latencies: bool) -> dict[str, object]:
+        return {
+            "count": self.count,
+            "first": self.first,
+            "last": self.last,
+            "peak_in_flight": self.peak_in_flight,
+            "latencies": self.latencies if latencies else [],
+        }
 
 
 def make_app() -> web.Application:
-    stats = Stats()
+    groups: defaultdict[str, Stats] = defaultdict(Stats)
+    rng = random.Random(1)
 
     async def hook(request: web.Request) -> web.Response:
-        if request.path.startswith("/hang/"):
-            await asyncio.sleep(3600)
-        body = await request.read()
+        group = request.path.split("/", 2)[1] if request.path.count("/") >= 1 else ""
+        stats, every = groups[group], groups["*"]
+        for s in (stats, every):
+            s.in_flight += 1
+            s.peak_in_flight = max(s.peak_in_flight, s.in_flight)
+        try:
+            if group == "hang":
+                await asyncio.sleep(3600)
+            elif group == "slow":
+                await asyncio.sleep(SLOW_SECONDS)
+            elif group == "ln":
+                await asyncio.sleep(rng.lognormvariate(LOG_NORMAL_MU, LOG_NORMAL_SIGMA))
+            body = await request.read()
+        finally:
+            for s in (stats, every):
+                s.in_flight -= 1
         now = time.time()
-        stats.count += 1
-        stats.first = stats.first or now
-        stats.last = now
+        latency = None
         try:
             name = orjson.loads(body).get("name", "")
             if name.startswith("t="):
-                stats.latencies.append(now - float(name[2:]))
+                latency = now - float(name[2:])
         except (orjson.JSONDecodeError, AttributeError, ValueError):
             pass
+        for s in (stats, every):
+            s.count += 1
+            s.first = s.first or now
+            s.last = now
+            if latency is not None:
+                s.latencies.append(latency)
         return web.Response(text="ok")
 
     async def get_stats(request: web.Request) -> web.Response:
         latencies = request.query.get("latencies") == "1"
+        stats = groups[request.query.get("group", "*")]
         return web.json_response(
-            {
-                "count": stats.count,
-                "first": stats.first,
-                "last": stats.last,
-                "latencies": stats.latencies if latencies else [],
-            },
-            dumps=lambda v: orjson.dumps(v).decode(),
+            stats.document(latencies), dumps=lambda v: orjson.dumps(v).decode()
         )
 
     async def reset(request: web.Request) -> web.Response:
-        stats.reset()
+        groups.clear()
         return web.Response(text="reset")
 
     app = web.Application()

@@ -1,15 +1,17 @@
-"""Deliver: send each job, log the attempt, and on failure hand it to the next retry tier.
+"""Deliver: the scheduler's send and park, and the agents that feed it jobs.
 
-Ingest calls :func:`deliver_jobs` for the jobs of each event; ``deliveries`` carries batches
-from elsewhere (replays). The jobs of a batch are sent concurrently and only a failed job
-travels alone, as a :class:`RetryJob` on ``deliveries.retry.N``. Tier N's agent
-waits until the job is due (every job on a tier has the same delay, so a partition is in due
-order) and tries again; after the last tier the job goes to ``deliveries.failed``.
+Every job (of an event, a retry tier, a replay or the parking lane) goes to the worker's one
+:class:`~app.delivery.scheduler.Scheduler`, which sends it when its endpoint can take it or
+parks it on ``deliveries.parked``. :func:`send` makes one real HTTP attempt and routes the
+outcome: 2xx delivered; a failure to the next retry tier (``deliveries.retry.N``: tier N's
+agent waits until the job is due, every job of a tier has the same delay, so a partition is in
+due order) or, after the last tier, to ``deliveries.failed``. :func:`park` writes the job to the
+parking lane with its attempt count unchanged: a skip is not a try.
 
-Custody: an event's offset is committed only after its jobs' retry or dead-letter records are
-on the broker (retry and attempt records go through :mod:`app.kafka.batch_writer`, which is flushed
-before every commit), so a crash at any moment re-sends at worst (same delivery id), and never
-loses a job.
+Custody (:mod:`app.agents.custody`): a record is acknowledged once all its jobs settled, and
+retry, parked and attempt records go through :mod:`app.kafka.batch_writer`, which is flushed
+before every offset commit, so a crash at any moment re-sends at worst (same delivery id) and
+never loses a job.
 """
 
 from __future__ import annotations
@@ -23,8 +25,19 @@ from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
 from app import metrics
+from app.agents.custody import Custody, unacknowledged
 from app.agents.reporting import report_invalid
-from app.flow.retry_policy import GONE, next_step, parse_retry_after
+from app.delivery.delay_queue import DelayQueue
+from app.delivery.limiter import Signal
+from app.delivery.scheduler import (
+    NOTHING_SENT,
+    Attempted,
+    CircuitEffect,
+    ParkReason,
+    Scheduler,
+    Ticket,
+)
+from app.flow.retry_policy import ALWAYS_RETRIED_4XX, GONE, next_step, parse_retry_after
 from app.http.client import AttemptOutcome
 from app.main import app, settings
 from app.model.records import (
@@ -34,6 +47,7 @@ from app.model.records import (
     DeliveryBatch,
     DeliveryJob,
     Outcome,
+    ParkedJob,
     RetryJob,
 )
 from app.model.webhook_config import WebhookConfig
@@ -42,16 +56,17 @@ from app.runtime.state import (
     batch_writer,
     config_view,
     delivery_client,
-    drain,
-    endpoint_guard,
     failure_streaks,
-    rate_limiter,
     wait_ready,
 )
 
 log = logging.getLogger(__name__)
 
+#: A new endpoint starts with this many requests in flight, then its limit adapts.
+INITIAL_ENDPOINT_LIMIT = 16
 
+
+# -- routing an attempt ---------------------------------------------------------------------
 async def _dead_letter(
     job: DeliveryJob, history: list[AttemptResult], reason: str, stage: str
 ) -> None:
@@ -62,89 +77,100 @@ async def _dead_letter(
     )
 
 
-async def _disable(webhook: WebhookConfig, kind: str, reason: str) -> None:
-    """Set ``active: false`` with the reason, through the webhooks topic like any config write."""
-    if not webhook.active:
+async def _disable(webhook_id: str, kind: str, reason: str) -> None:
+    """Set ``active: false`` with the reason on the newest version of the webhook, through the
+    webhooks topic like any config write (only those two fields change: a concurrent admin
+    change read by the barrier is kept)."""
+    if not await config_view.sync(timeout=10.0):
+        log.warning("not disabling webhook %s: the config view is behind", webhook_id)
         return
-    log.warning("disabling webhook %s: %s", webhook.id, reason)
+    webhook = config_view.get(webhook_id)
+    if webhook is None or not webhook.active:
+        return
+    log.warning("disabling webhook %s: %s", webhook_id, reason)
     metrics.webhooks_disabled.labels(kind).inc()
     disabled = webhook.model_copy(update={"active": False, "disabled_reason": reason})
     await (
         await channels.webhooks.send(
-            key=webhook.id.encode(), value=orjson.dumps(disabled.to_wire())
+            key=webhook_id.encode(), value=orjson.dumps(disabled.to_wire())
         )
     )
 
 
-async def process_job(job: DeliveryJob, history: list[AttemptResult], stage: str) -> None:
-    """Make the next attempt of ``job`` and route it; a bug dead-letters the job, never drops it."""
+def _signal(outcome: AttemptOutcome) -> Attempted:
+    """What an attempt says about its endpoint's capacity and health."""
+    status, rtt = outcome.result.status, outcome.result.duration_ms / 1000
+    if status is None:
+        if (outcome.result.error or "").startswith("refused"):
+            return NOTHING_SENT  # our policy stopped it: nothing about the endpoint
+        return Attempted(Signal.CONGESTED, CircuitEffect.FAILURE, rtt)  # timeout, connection
+    if 200 <= status < 300:
+        return Attempted(Signal.OK, CircuitEffect.SUCCESS, rtt)
+    if status >= 500 or status in ALWAYS_RETRIED_4XX:  # 5xx, 408, 429: overloaded or down
+        return Attempted(Signal.CONGESTED, CircuitEffect.FAILURE, rtt)
+    return Attempted(Signal.OK, CircuitEffect.NEUTRAL, rtt)  # up, but refusing this request
+
+
+def _attempt_record(
+    job: DeliveryJob, result: AttemptResult, routed: Outcome, body: str | None
+) -> None:
+    record = AttemptRecord.model_construct(
+        webhook_id=job.webhook_id,
+        account_id=job.account_id,
+        delivery_id=job.delivery_id,
+        event=job.event,
+        result=result,
+        outcome=routed,
+        response_body=body,
+    )
+    batch_writer.append(channels.attempts_topic_name, job.webhook_id.encode(), record.to_bytes())
+
+
+async def send(ticket: Ticket) -> Attempted:
+    """The scheduler's send: one real attempt of the ticket's job, routed."""
+    job, history, stage = ticket.job, ticket.history, ticket.stage
     try:
-        await _attempt_and_route(job, history, stage)
-    except Exception as exc:
+        webhook = config_view.get(job.webhook_id)
+        if webhook is None:
+            await _dead_letter(job, history, f"webhook {job.webhook_id} no longer exists", stage)
+            return NOTHING_SENT
+        if not webhook.active:
+            await _dead_letter(job, history, "webhook is inactive (delivery paused)", stage)
+            return NOTHING_SENT
+        outcome = await delivery_client.attempt(
+            webhook,
+            job.event,
+            job.payload,
+            job.delivery_id,
+            len(history) + 1,
+            message=job.message,
+            timeout=webhook.timeout_seconds,
+        )
+        metrics.attempt_duration.observe(outcome.result.duration_ms / 1000)
+        await _route(job, [*history, outcome.result], stage, webhook, outcome)
+        return _signal(outcome)
+    except Exception as exc:  # a bug dead-letters the job, never drops it
         log.exception("delivery %s failed unexpectedly", job.delivery_id)
         await _dead_letter(job, history, f"internal error: {type(exc).__name__}: {exc}", stage)
+        return NOTHING_SENT
 
 
-async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], stage: str) -> None:
-    webhook = config_view.get(job.webhook_id)
-    if webhook is None:
-        await _dead_letter(job, history, f"webhook {job.webhook_id} no longer exists", stage)
-        return
-    if not webhook.active:
-        await _dead_letter(job, history, "webhook is inactive (delivery paused)", stage)
-        return
-    rate = webhook.rate_limit_per_second
-    if rate is not None:
-        now = time.time()
-        start = rate_limiter.reserve(webhook.id, rate, now)
-        if start - now > rate_limiter.max_wait:  # park it on tier 1 until its slot
-            rate_limiter.release(webhook.id, rate)
-            if channels.retry_tiers:
-                parked = RetryJob(job=job, history=history, tier=1, due_at=start)
-                batch_writer.append(
-                    channels.retry_topic_names[1], job.webhook_id.encode(), parked.to_bytes()
-                )
-                metrics.child(metrics.skipped, "rate").inc()
-                return
-        await asyncio.sleep(max(0.0, start - now))
-    attempt = len(history) + 1
-    url = webhook.url_for(job.event) or ""
-    endpoint = f"{webhook.id} {url}"
-    ticket = await endpoint_guard.acquire(endpoint)
-    if isinstance(ticket, str):  # open circuit or slow, full endpoint: skip the HTTP call
-        metrics.child(metrics.skipped, ticket.split(" ", 1)[0]).inc()
-        skipped = AttemptResult(
-            attempt=attempt,
-            url=url,
-            error=f"skipped: {ticket}",
-            duration_ms=0.0,
-            at=time.time(),
-        )
-        outcome = AttemptOutcome(skipped, None, {})
-    else:
-        ok = False
-        try:
-            outcome = await delivery_client.attempt(
-                webhook,
-                job.event,
-                job.payload,
-                job.delivery_id,
-                attempt,
-                message=job.message,
-                timeout=webhook.timeout_seconds,
-            )
-            ok = outcome.ok
-        finally:
-            endpoint_guard.release(endpoint, ticket, ok)
-        metrics.attempt_duration.observe(outcome.result.duration_ms / 1000)
-    history = [*history, outcome.result]
+async def _route(
+    job: DeliveryJob,
+    history: list[AttemptResult],
+    stage: str,
+    webhook: WebhookConfig,
+    outcome: AttemptOutcome,
+) -> None:
+    """Where the job goes after a real attempt, and the attempt record."""
+    result = outcome.result
     if outcome.ok:
         routed = Outcome.DELIVERED
         failure_streaks.delivered(webhook.id)
         metrics.delivery_latency.observe(max(0.0, time.time() - job.created_at))
     else:
         now = time.time()
-        status = outcome.result.status
+        status = result.status
         step = next_step(
             len(history),
             settings.retry_delays,
@@ -155,8 +181,14 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
             max_retries=webhook.max_retries,
             jitter=settings.retry_jitter,
         )
+        last = result.error or f"HTTP {status}"
         if status == GONE:
-            await _disable(webhook, "gone", f"endpoint answered 410 Gone at {outcome.result.url}")
+            await _disable(webhook.id, "gone", f"endpoint answered 410 Gone at {result.url}")
+        elif failure_streaks.failed(webhook.id, now):
+            hours = settings.auto_disable_after / 3600
+            await _disable(
+                webhook.id, "failing", f"every attempt failed for {hours:g} h; last: {last}"
+            )
         if step.tier is not None and step.due_at is not None:
             routed = Outcome.RETRY
             metrics.child(metrics.retries, str(step.tier)).inc()
@@ -166,61 +198,112 @@ async def _attempt_and_route(job: DeliveryJob, history: list[AttemptResult], sta
             )
         else:
             routed = Outcome.FAILED
-            last = outcome.result.error or f"HTTP {status}"
-            reason = step.reason or f"gave up after {attempt} attempts; last: {last}"
+            reason = step.reason or f"gave up after {len(history)} attempts; last: {last}"
             if status == GONE:
                 reason = "endpoint answered 410 Gone; the webhook was disabled"
             await _dead_letter(job, history, reason, stage)
-            if failure_streaks.failed(webhook.id, now):
-                hours = settings.auto_disable_after / 3600
-                await _disable(
-                    webhook, "failing", f"every delivery failed for {hours:g} h; last: {last}"
-                )
-    metrics.child(
-        metrics.deliveries, routed.value, metrics.status_class(outcome.result.status)
-    ).inc()
-    record = AttemptRecord.model_construct(
-        webhook_id=job.webhook_id,
-        account_id=job.account_id,
-        delivery_id=job.delivery_id,
-        event=job.event,
-        result=outcome.result,
-        outcome=routed,
-        response_body=outcome.response_body,
+    metrics.child(metrics.deliveries, routed.value, metrics.status_class(result.status)).inc()
+    _attempt_record(job, result, routed, outcome.response_body)
+
+
+def park(ticket: Ticket, due: float, reason: ParkReason, detail: str) -> None:
+    """The scheduler's park: the job goes to the parking lane, no try spent, and the attempt
+    log says so (a record marked ``skipped``)."""
+    job, now = ticket.job, time.time()
+    parked = ParkedJob(
+        job=job,
+        history=ticket.history,
+        stage=ticket.stage,
+        due_at=due,
+        reason=reason.value,
+        detail=detail,
+        parks=ticket.parks + 1,
+        slot=ticket.slot if reason is ParkReason.RATE_LIMIT else None,
+        slot_epoch=ticket.slot_epoch if reason is ParkReason.RATE_LIMIT else None,
     )
-    # Retry and attempt records are written before the source offset is committed
-    # (see app.kafka.batch_writer).
-    batch_writer.append(channels.attempts_topic_name, job.webhook_id.encode(), record.to_bytes())
+    batch_writer.append(channels.parked_topic_name, job.webhook_id.encode(), parked.to_bytes())
+    metrics.child(metrics.parked, reason.value).inc()
+    skipped = AttemptResult(
+        attempt=len(ticket.history) + 1,
+        url=ticket.url,
+        error=f"skipped: {reason.value}: {detail}; parked for {max(0.0, due - now):.1f} s",
+        duration_ms=0.0,
+        at=now,
+        skipped=True,
+    )
+    _attempt_record(job, skipped, Outcome.PARKED, None)
+
+
+scheduler = Scheduler(
+    send=send,
+    park=park,
+    max_in_flight=settings.max_in_flight,
+    endpoint_floor=settings.endpoint_min_in_flight,
+    endpoint_ceiling=settings.endpoint_max_in_flight,
+    endpoint_initial=INITIAL_ENDPOINT_LIMIT,
+    circuit_threshold=settings.circuit_failure_threshold,
+    circuit_cooldown=settings.circuit_cooldown,
+    queue_seconds=settings.endpoint_queue_seconds,
+    max_queued=settings.max_queued,
+    park_max=max(settings.retry_delays, default=60.0),
+)
+metrics.scheduler_source = scheduler
+
+
+def ticket_for(
+    job: DeliveryJob,
+    history: list[AttemptResult],
+    stage: str,
+    custody: Custody,
+    parked: ParkedJob | None = None,
+) -> Ticket:
+    """A scheduler ticket for ``job``: its endpoint and rate limit from the current config."""
+    webhook = config_view.get(job.webhook_id)
+    url = (webhook.url_for(job.event) if webhook is not None else None) or ""
+    return Ticket(
+        job=job,
+        history=history,
+        stage=stage,
+        endpoint=f"{job.webhook_id} {url}",
+        url=url,
+        settle=custody.settle,
+        stale=custody.stale,
+        rate=webhook.rate_limit_per_second if webhook is not None else None,
+        parks=parked.parks if parked is not None else 0,
+        slot=parked.slot if parked is not None else None,
+        slot_epoch=parked.slot_epoch if parked is not None else None,
+    )
+
+
+def submit_jobs(jobs: list[DeliveryJob], custody: Custody, stage: str = "deliver") -> None:
+    for job in jobs:
+        scheduler.submit(ticket_for(job, [], stage, custody))
 
 
 async def _decode(
-    event: EventT[bytes], model: type[DeliveryBatch] | type[RetryJob], stage: str
+    event: EventT[bytes], model: type[DeliveryBatch] | type[RetryJob] | type[ParkedJob], stage: str
 ) -> object:
+    """The record's value as ``model``, or None after reporting it (and acknowledging it)."""
     try:
         return model.from_bytes(event.value)
     except (ValidationError, orjson.JSONDecodeError, TypeError) as exc:
         await report_invalid(event, f"not a {model.__name__}: {exc}", stage)
+        Custody(event, 0)
         return None
 
 
-async def deliver_jobs(jobs: list[DeliveryJob]) -> None:
-    """First attempts of a batch of jobs, concurrently; returns when each is routed."""
-    if len(jobs) == 1:
-        await process_job(jobs[0], [], "deliver")
-    else:
-        await asyncio.gather(*(process_job(job, [], "deliver") for job in jobs))
-
-
+# -- the agents -----------------------------------------------------------------------------
 @app.agent(
     channels.deliveries, name="hookstream.deliver", concurrency=settings.delivery_concurrency
 )
 async def deliver(stream: StreamT[bytes]) -> None:
+    """Jobs that do not come from an event: replays of dead letters."""
     await wait_ready()
-    async for event in stream.events():
-        with drain.track():
-            batch = await _decode(event, DeliveryBatch, "deliver")
-            if isinstance(batch, DeliveryBatch):
-                await deliver_jobs(batch.jobs)
+    async for event in unacknowledged(stream).events():
+        batch = await _decode(event, DeliveryBatch, "deliver")
+        if isinstance(batch, DeliveryBatch):
+            await scheduler.room()
+            submit_jobs(batch.jobs, Custody(event, len(batch.jobs)))
 
 
 def _retry_agent(tier: int) -> None:
@@ -228,14 +311,14 @@ def _retry_agent(tier: int) -> None:
 
     async def retry(stream: StreamT[bytes]) -> None:
         await wait_ready()
-        async for event in stream.events():
+        async for event in unacknowledged(stream).events():
             retry_job = await _decode(event, RetryJob, stage)
             if isinstance(retry_job, RetryJob):
                 wait = retry_job.due_at - time.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                with drain.track():
-                    await process_job(retry_job.job, retry_job.history, stage)
+                ticket = ticket_for(retry_job.job, retry_job.history, stage, Custody(event, 1))
+                scheduler.submit(ticket)
 
     app.agent(
         channels.retry_tiers[tier],
@@ -246,3 +329,37 @@ def _retry_agent(tier: int) -> None:
 
 for _tier in channels.retry_tiers:
     _retry_agent(_tier)
+
+
+def _wake_parked(item: tuple[EventT[bytes], ParkedJob]) -> None:
+    """A parked record fell due (or its endpoint recovered): hand its job back."""
+    event, parked = item
+    custody = Custody(event, 1)
+    scheduler.submit(ticket_for(parked.job, parked.history, parked.stage, custody, parked))
+
+
+parking_lane: DelayQueue[tuple[EventT[bytes], ParkedJob]] = DelayQueue(
+    settings.parked_in_memory, _wake_parked
+)
+
+
+def _endpoint_recovered(webhook_id: str) -> None:
+    woken = parking_lane.wake(webhook_id)
+    if woken:
+        log.info("webhook %s recovered: %d parked jobs come back now", webhook_id, woken)
+
+
+scheduler.on_recovered.append(_endpoint_recovered)
+scheduler.on_room.append(parking_lane.wake)
+
+
+@app.agent(channels.deliveries_parked, name="hookstream.parked", concurrency=1)
+async def parked(stream: StreamT[bytes]) -> None:
+    """The parking lane: parked jobs wait in memory, by due time, unacknowledged."""
+    await wait_ready()
+    async for event in unacknowledged(stream).events():
+        item = await _decode(event, ParkedJob, "parked")
+        if isinstance(item, ParkedJob):
+            # A rate-limited job holds a reserved slot: it goes at its slot, never earlier.
+            early = item.reason != ParkReason.RATE_LIMIT.value
+            await parking_lane.put(item.job.webhook_id, item.due_at, (event, item), early)

@@ -1,9 +1,12 @@
-"""Ingest: validate each input event, join it with the config view, and deliver its jobs.
+"""Ingest: validate each input event, join it with the config view, and hand its jobs to the
+delivery scheduler.
 
-The jobs of an event are delivered right here, together, with no topic hop in between: on the
-happy path an event costs one consumed message and one attempt record per webhook. A job
-travels alone on Kafka only once it fails (retry tiers). ``deliveries`` remains the entry point
-for jobs that do not come from an event (replays), served by the deliver agent.
+The jobs of an event go straight to the scheduler, with no topic hop in between: on the happy
+path an event costs one consumed message and one attempt record per webhook. The agent does not
+wait for them: the event is acknowledged once all its jobs settled (:mod:`app.agents.custody`),
+so a slow endpoint holds no actor and no other account's events. A job travels alone on Kafka
+only when it fails (retry tiers) or must wait (the parking lane). ``deliveries`` remains the
+entry point for jobs that do not come from an event (replays), served by the deliver agent.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ import time
 from faust.types import EventT, StreamT
 
 from app import metrics
-from app.agents.deliver import deliver_jobs
+from app.agents.custody import Custody, unacknowledged
+from app.agents.deliver import scheduler, submit_jobs
 from app.agents.reporting import report_invalid
 from app.flow.join import jobs_for_event, parse_event
 from app.main import app, settings
 from app.model.errors import InvalidInputError
 from app.model.records import SourceRef
 from app.runtime import channels
-from app.runtime.state import config_view, drain, wait_ready
+from app.runtime.state import config_view, wait_ready
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +38,8 @@ def _family(topic: str) -> str:
 @app.agent(channels.events, name="hookstream.ingest", concurrency=settings.delivery_concurrency)
 async def ingest(stream: StreamT[bytes]) -> None:
     await wait_ready()
-    async for event in stream.events():
-        with drain.track():
-            await _ingest_one(event)
+    async for event in unacknowledged(stream).events():
+        await _ingest_one(event)
 
 
 async def _ingest_one(event: EventT[bytes]) -> None:
@@ -52,13 +55,16 @@ async def _ingest_one(event: EventT[bytes]) -> None:
     except InvalidInputError as exc:
         metrics.events_in.labels(_family(message.topic), "invalid").inc()
         await report_invalid(event, str(exc), stage="ingest")
+        Custody(event, 0)  # on events.invalid: done with
         return
     except Exception as exc:  # a bug must not stop the agent or lose the event
         log.exception(
             "ingest failed on %s[%d]@%d", message.topic, message.partition, message.offset
         )
         await report_invalid(event, f"internal error: {type(exc).__name__}: {exc}", "ingest")
+        Custody(event, 0)
         return
     metrics.child(metrics.events_in, family.value, "valid").inc()
     if jobs:
-        await deliver_jobs(jobs)
+        await scheduler.room()  # the worker's memory bound, shared by every endpoint
+    submit_jobs(jobs, Custody(event, len(jobs)))

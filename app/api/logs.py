@@ -34,25 +34,29 @@ class Attempts(View):
     @api()
     async def get(self, request: Request, webhook_id: str) -> Response:
         limit = _limit(request)
-        key = webhook_id.encode()
 
         def decode(record_key: bytes | None, value: bytes) -> AttemptRecord | None:
-            if record_key != key:
-                return None
             try:
                 record: AttemptRecord = AttemptRecord.from_bytes(value)
             except (ValidationError, orjson.JSONDecodeError):
                 return None
             return record
 
-        records = await scan_topic(
+        scan = await scan_topic(
             settings,
             channels.catalog.attempts,
             decode,
             settings.log_scan_records,
+            key=webhook_id.encode(),
+            newest=limit,
         )
-        records.sort(key=lambda r: r.result.at, reverse=True)
-        return self.json({"attempts": [r.model_dump(mode="json") for r in records[:limit]]})
+        records = sorted(scan.items, key=lambda r: r.result.at, reverse=True)[:limit]
+        return self.json(
+            {
+                "attempts": [r.model_dump(mode="json") for r in records],
+                "truncated": scan.truncated,
+            }
+        )
 
 
 @app.page("/api/failed")
@@ -60,8 +64,10 @@ class Failed(View):
     @api()
     async def get(self, request: Request) -> Response:
         limit = _limit(request, default=100)
-        letters = await list_dead_letters(settings, request.query.get("webhook_id"))
-        return self.json({"failed": [x.model_dump(mode="json") for x in letters[:limit]]})
+        scan = await list_dead_letters(settings, request.query.get("webhook_id"), newest=limit)
+        return self.json(
+            {"failed": [x.model_dump(mode="json") for x in scan.items], "truncated": scan.truncated}
+        )
 
 
 @app.page("/api/failed/replay")
@@ -71,17 +77,14 @@ class Replay(View):
         body = await parse_body(request, ReplayIn)
         if body.delivery_ids is None and body.webhook_id is None and body.since is None:
             raise ApiError(422, "say what to replay: delivery_ids, webhook_id, or since/until")
-        letters = select(
-            await list_dead_letters(settings, body.webhook_id),
-            body.delivery_ids,
-            body.webhook_id,
-            body.since,
-            body.until,
-        )
+        scan = await list_dead_letters(settings, body.webhook_id)
+        letters = select(scan.items, body.delivery_ids, body.webhook_id, body.since, body.until)
 
         async def send(key: bytes, value: bytes) -> None:
             await (await channels.deliveries.send(key=key, value=value))
 
         replayed = await replay(letters, send)
         metrics.replays.inc(len(replayed))
-        return self.json(ReplayOut(replayed=replayed).model_dump(mode="json"))
+        return self.json(
+            ReplayOut(replayed=replayed, truncated=scan.truncated).model_dump(mode="json")
+        )

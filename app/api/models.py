@@ -221,6 +221,10 @@ class ReplayIn(BaseModel):
 
 class ReplayOut(BaseModel):
     replayed: list[str] = Field(description="Delivery ids put back on deliveries.")
+    truncated: bool = Field(
+        False,
+        description="The dead-letter scan ran out of time: older matching letters may remain.",
+    )
 
 
 class TrackIn(BaseModel):

@@ -21,7 +21,6 @@ them to ``events.invalid`` so a bad record is reported once, not once per worker
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
@@ -39,6 +38,15 @@ log = logging.getLogger(__name__)
 
 BARRIER_HEADER = "hookstream-barrier"
 BARRIER_KEY_PREFIX = "__barrier__."
+
+
+async def _stop_quietly(what: str, client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    """Stop a client of the view; a failure to stop is logged, and does not hide the error
+    (or the cancellation) that ended the view."""
+    try:
+        await client.stop()
+    except Exception:
+        log.warning("config view: stopping its %s failed", what, exc_info=True)
 
 
 def is_barrier(headers: Iterable[tuple[str, bytes]] | None) -> bool:
@@ -149,11 +157,9 @@ class ConfigView:
                     log.info("config view ready: %d webhooks", len(self))
                     self.ready.set()
         finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+            await _stop_quietly("consumer", consumer)
             if self._producer is not None:
-                with contextlib.suppress(Exception):
-                    await self._producer.stop()
+                await _stop_quietly("producer", self._producer)
                 self._producer = None
 
     async def _apply_batches(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import orjson
 from pydantic import ValidationError
 
-from app.kafka.log_scan import scan_topic
+from app.kafka.log_scan import Scan, scan_topic
 from app.kafka.topics import TopicCatalog
 from app.model.records import DeadLetter, DeliveryBatch
 from app.settings import Settings
@@ -28,16 +28,24 @@ def _decode_letter(key: bytes | None, value: bytes) -> DeadLetter | None:
     return letter
 
 
-async def list_dead_letters(settings: Settings, webhook_id: str | None = None) -> list[DeadLetter]:
-    """Dead letters (newest first) among the newest records of ``deliveries.failed``."""
-    letters = await scan_topic(
+async def list_dead_letters(
+    settings: Settings, webhook_id: str | None = None, newest: int | None = None
+) -> Scan[DeadLetter]:
+    """Dead letters (newest first) among the newest records of ``deliveries.failed``: those of
+    ``webhook_id`` when given (filtered by record key, before decoding), the ``newest`` when
+    given; ``truncated`` when the scan ran out of time."""
+    scan = await scan_topic(
         settings,
         TopicCatalog.from_settings(settings).deliveries_failed,
         _decode_letter,
         settings.log_scan_records,
+        key=webhook_id.encode() if webhook_id is not None else None,
+        newest=newest,
     )
-    chosen = [x for x in letters if webhook_id is None or x.job.webhook_id == webhook_id]
-    return sorted(chosen, key=lambda x: x.failed_at, reverse=True)
+    scan.items.sort(key=lambda x: x.failed_at, reverse=True)
+    if newest is not None:
+        del scan.items[newest:]
+    return scan
 
 
 def select(

@@ -18,6 +18,7 @@ WEBHOOKS = "webhooks"
 DELIVERIES = "deliveries"
 RETRY_TIER_FORMAT = "deliveries.retry.{tier}"
 DELIVERIES_FAILED = "deliveries.failed"
+DELIVERIES_PARKED = "deliveries.parked"
 ATTEMPTS = "attempts"
 EVENTS_INVALID = "events.invalid"
 
@@ -73,6 +74,10 @@ class TopicCatalog:
         return self.name(DELIVERIES_FAILED)
 
     @property
+    def deliveries_parked(self) -> str:
+        return self.name(DELIVERIES_PARKED)
+
+    @property
     def attempts(self) -> str:
         return self.name(ATTEMPTS)
 
@@ -87,6 +92,7 @@ class TopicCatalog:
             self.events_messages,
             self.deliveries,
             *(self.retry(t) for t in range(1, self.retry_tiers + 1)),
+            self.deliveries_parked,
             self.deliveries_failed,
             self.attempts,
             self.events_invalid,

@@ -72,6 +72,7 @@ class Outcome(StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"
     FAILED = "failed"
+    PARKED = "parked"  # not sent now (endpoint busy, circuit open, rate limit): no try spent
 
 
 class AttemptResult(_Record):
@@ -83,6 +84,11 @@ class AttemptResult(_Record):
     error: str | None = Field(None, description="Why no response came, or why it was refused.")
     duration_ms: float
     at: float = Field(description="Unix time the attempt started.")
+    skipped: bool = Field(
+        False,
+        description="No request was sent (the job was parked); it spent none of its tries "
+        "and `attempt` is the number its next real try will have.",
+    )
 
 
 class RetryJob(_Record):
@@ -94,8 +100,29 @@ class RetryJob(_Record):
     due_at: float = Field(description="Unix time before which it must not be sent.")
 
 
+class ParkedJob(_Record):
+    """The value on ``deliveries.parked``: a job waiting for its endpoint, no try spent.
+
+    Parked when its endpoint cannot take it soon (busy, circuit open) or its rate-limit slot is
+    far; it comes back at ``due_at``, or earlier when its endpoint recovers.
+    """
+
+    job: DeliveryJob
+    history: list[AttemptResult] = Field(description="Its real attempts so far, oldest first.")
+    stage: str = Field(description="Where it was parked from: deliver, retry.N, parked.")
+    due_at: float = Field(description="Unix time it comes back (earlier if its endpoint recovers).")
+    reason: str = Field(description="rate limit, circuit open, busy, worker stopping.")
+    detail: str = ""
+    parks: int = Field(1, ge=1, description="How often it has been parked (backs off re-parks).")
+    slot: float | None = Field(
+        None, description="Its reserved rate-limit start; kept by the worker that reserved it."
+    )
+    slot_epoch: str | None = Field(None, description="Which worker run reserved the slot.")
+
+
 class AttemptRecord(_Record):
-    """The value on ``attempts``: one record per HTTP attempt (the attempt log)."""
+    """The value on ``attempts``: one record per HTTP attempt and per parking (the attempt
+    log; a parking is marked ``skipped`` and spends no try)."""
 
     webhook_id: str
     account_id: str

@@ -31,7 +31,10 @@ webhooks = _raw_topic(catalog.webhooks)
 deliveries = _raw_topic(catalog.deliveries)
 retry_topic_names: dict[int, str] = {t: catalog.retry(t) for t in range(1, catalog.retry_tiers + 1)}
 retry_tiers = {t: _raw_topic(name) for t, name in retry_topic_names.items()}
-transport.leave_on_broker_when_full.update(retry_topic_names.values())
+deliveries_parked = _raw_topic(catalog.deliveries_parked)
+parked_topic_name: str = catalog.deliveries_parked
+# Streams that hold records for long (tiers until due, the parking lane while it is full).
+transport.leave_on_broker_when_full.update([*retry_topic_names.values(), parked_topic_name])
 #: Resolved once: the delivery path names these topics for every attempt.
 attempts_topic_name: str = catalog.attempts
 deliveries_failed = _raw_topic(catalog.deliveries_failed)

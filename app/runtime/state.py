@@ -1,18 +1,16 @@
-"""Per-worker shared state: the config view and the HTTP client, started with the app."""
+"""Per-worker shared state: the config view, the HTTP client and the batch writer, started with
+the app. The delivery scheduler, which needs the deliver agent's send and park, lives with it
+(:mod:`app.agents.deliver`)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 from mode import Service
 
-from app.delivery.endpoint_guard import EndpointGuard
 from app.delivery.failure_streaks import FailureStreaks
-from app.delivery.rate_limit import RateLimiter
 from app.http.client import DeliveryClient
 from app.kafka import transport
 from app.kafka.batch_writer import BatchWriter
@@ -25,46 +23,9 @@ from app.runtime.gc_tuning import tune_gc
 log = logging.getLogger(__name__)
 
 
-class Drain:
-    """Counts the events this worker has in flight, so a graceful stop can finish them first
-    (see ``Worker.on_stop`` in :mod:`app.worker`)."""
-
-    def __init__(self) -> None:
-        self._active = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    @contextlib.contextmanager
-    def track(self) -> Iterator[None]:
-        self._active += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._active -= 1
-            if self._active == 0:
-                self._idle.set()
-
-    async def wait_idle(self, timeout: float) -> bool:
-        """Wait until nothing is in flight; False if something still is after ``timeout``."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-
-drain = Drain()
 #: Set once the batch writer is bound to the producer; the delivering agents wait for it.
 writer_ready = asyncio.Event()
-rate_limiter = RateLimiter()
 failure_streaks = FailureStreaks(settings.auto_disable_after)
-endpoint_guard = EndpointGuard(
-    max_in_flight=settings.endpoint_max_in_flight,
-    failure_threshold=settings.circuit_failure_threshold,
-    cooldown=settings.circuit_cooldown,
-    slow_after=settings.endpoint_slow_after,
-)
 config_view = ConfigView(settings, channels.catalog.webhooks)
 batch_writer = BatchWriter(linger=settings.batch_linger_ms / 1000)
 transport.before_flush.append(batch_writer.flush)
@@ -99,7 +60,11 @@ class RuntimeService(Service):
         # for `writer_ready` before any work.
         producer: Any = app.producer  # Faust's aiokafka Producer; ProducerT lacks the accessor
         await producer.maybe_start()
-        topics = [channels.attempts_topic_name, *channels.retry_topic_names.values()]
+        topics = [
+            channels.attempts_topic_name,
+            channels.parked_topic_name,
+            *channels.retry_topic_names.values(),
+        ]
         await batch_writer.start(producer._ensure_producer(), topics)
         writer_ready.set()
 
@@ -123,6 +88,10 @@ class RuntimeService(Service):
     async def on_stop(self) -> None:
         if self._view_task is not None:
             self._view_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await self._view_task
+            except asyncio.CancelledError:
+                pass  # what cancel() asked for
+            except Exception:
+                log.exception("the config view failed while stopping")
         await delivery_client.close()

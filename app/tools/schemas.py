@@ -19,6 +19,7 @@ from app.kafka.topics import (
     ATTEMPTS,
     DELIVERIES,
     DELIVERIES_FAILED,
+    DELIVERIES_PARKED,
     EVENTS_CONTACTS,
     EVENTS_INVALID,
     EVENTS_MESSAGES,
@@ -32,6 +33,7 @@ from app.model.records import (
     DeliveryBatch,
     DeliveryJob,
     InvalidRecord,
+    ParkedJob,
     RetryJob,
 )
 from app.model.webhook_config import WebhookConfig
@@ -59,6 +61,7 @@ def generate() -> dict[str, dict[str, Any]]:
         "delivery-job.json": _schema(DeliveryJob, "delivery job"),
         f"{RETRY_TIER_FORMAT.format(tier='N')}.json": _schema(RetryJob, "deliveries.retry.N"),
         f"{DELIVERIES_FAILED}.json": _schema(DeadLetter, DELIVERIES_FAILED),
+        f"{DELIVERIES_PARKED}.json": _schema(ParkedJob, DELIVERIES_PARKED),
         f"{ATTEMPTS}.json": _schema(AttemptRecord, ATTEMPTS),
         f"{EVENTS_INVALID}.json": _schema(InvalidRecord, EVENTS_INVALID),
     }

@@ -149,6 +149,9 @@ def worker_env(broker: str, tmp: Path, **overrides: str) -> dict[str, str]:
         HOOKSTREAM_REQUEST_TIMEOUT="5",
         HOOKSTREAM_PARTITIONS="4",
         HOOKSTREAM_DATA_DIR=str(tmp / "data"),
+        # A restarted worker waits this long for the broker to expire its old membership when
+        # it left none (SIGKILL; every stop on the embedded broker): short keeps the suite fast.
+        HOOKSTREAM_BROKER_SESSION_TIMEOUT="6",
     )
     env.update(overrides)
     return env
@@ -339,10 +342,22 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        # Indexes kept as requests arrive, so a wait that polls them costs nothing (scanning
+        # 20,000 requests every 50 ms took CPU from the worker under test).
+        self._by_path: dict[str, list[Received]] = {}
+        #: Every (path, webhook-id) received: one per delivery, however often it was sent.
+        self.pairs: set[tuple[str, str]] = set()
+        #: The webhook-ids received at each path.
+        self.ids: dict[str, set[str]] = {}
         self._scripts: dict[str, list[int]] = {}
         self.bodies: dict[str, bytes] = {}
         self.delays: dict[str, float] = {}  # a slow endpoint: seconds before it answers
         self.headers: dict[str, dict[str, str]] = {}  # extra response headers per path
+        #: A server that sheds load: 503 while more than N requests to the path are in flight.
+        self.shed_above: dict[str, int] = {}
+        self.in_flight: dict[str, int] = {}
+        self.peak_in_flight: dict[str, int] = {}
+        self.shed: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -354,22 +369,35 @@ class Receiver:
         self._scripts[path] = list(statuses)
 
     async def _handle(self, request: web.Request) -> web.Response:
-        self.requests.append(
-            Received(
-                method=request.method,
-                path=request.path,
-                query_string=request.rel_url.raw_query_string,
-                headers=dict(request.headers),
-                body=await request.read(),
-                at=time.time(),
-            )
+        path = request.path
+        received = Received(
+            method=request.method,
+            path=path,
+            query_string=request.rel_url.raw_query_string,
+            headers=dict(request.headers),
+            body=await request.read(),
+            at=time.time(),
         )
-        if request.path in self.delays:
-            await asyncio.sleep(self.delays[request.path])
-        statuses = self._scripts.get(request.path)
+        self.requests.append(received)
+        self._by_path.setdefault(path, []).append(received)
+        delivery_id = received.headers.get("webhook-id")
+        if delivery_id is not None:
+            self.pairs.add((path, delivery_id))
+            self.ids.setdefault(path, set()).add(delivery_id)
+        in_flight = self.in_flight[path] = self.in_flight.get(path, 0) + 1
+        self.peak_in_flight[path] = max(self.peak_in_flight.get(path, 0), in_flight)
+        try:
+            if path in self.delays:
+                await asyncio.sleep(self.delays[path])
+            if path in self.shed_above and in_flight > self.shed_above[path]:
+                self.shed[path] = self.shed.get(path, 0) + 1
+                return web.Response(status=503, text="overloaded")
+        finally:
+            self.in_flight[path] -= 1
+        statuses = self._scripts.get(path)
         status = statuses.pop(0) if statuses else 200
-        body = self.bodies.get(request.path, f"answered {status}".encode())
-        return web.Response(status=status, body=body, headers=self.headers.get(request.path))
+        body = self.bodies.get(path, f"answered {status}".encode())
+        return web.Response(status=status, body=body, headers=self.headers.get(path))
 
     async def start(self) -> None:
         server = web.Application()
@@ -385,10 +413,14 @@ class Receiver:
             await self._runner.cleanup()
 
     def at(self, path: str) -> list[Received]:
-        return [r for r in self.requests if r.path == path]
+        return list(self._by_path.get(path, ()))
+
+    def count(self, *paths: str) -> int:
+        """Requests received at these paths (repeats included)."""
+        return sum(len(self._by_path.get(path, ())) for path in paths)
 
     async def wait_for(self, path: str, count: int = 1, timeout: float = 30.0) -> list[Received]:
         await wait_until(
-            lambda: len(self.at(path)) >= count, timeout, f"{count} request(s) at {path}"
+            lambda: self.count(path) >= count, timeout, f"{count} request(s) at {path}"
         )
         return self.at(path)

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
 from app.kafka.brokers.net import free_port
-from tests.integration.conftest import Pipeline, started_pipeline
+from tests.integration.conftest import Pipeline, make_pipeline, started_pipeline
 from tests.integration.harness import HOOKSTREAM, Receiver, unique, wait_until
 from tests.seed_bodies import input_event
 
@@ -497,7 +497,7 @@ async def test_secrets_never_appear_in_logs_topics_or_api_output(
         catalog.deliveries,
         *(catalog.retry(t) for t in range(1, catalog.retry_tiers + 1)),
     ]:
-        written += await scan_topic(settings, topic, lambda _k, v: v, 1_000_000)
+        written += (await scan_topic(settings, topic, lambda _k, v: v, 1_000_000)).items
     assert len(written) > 5
     texts = [*outputs, api.pipeline.worker.log()]
     for raw in written:
@@ -534,3 +534,66 @@ def _base64_decoded(node: Any) -> list[str]:
         except (binascii.Error, ValueError):
             return []
     return []
+
+
+# -- feedback and health edge cases ---------------------------------------------------------
+async def test_an_expired_feedback_token_is_refused_with_401(api: Api) -> None:
+    import time
+
+    from app.flow.tracking import TrackingClaims, issue_token
+
+    account = unique("acct_")
+    claims = TrackingClaims(
+        account_id=account,
+        webhook_id="wh_x",
+        delivery_id="msg_x",
+        message={"message_id": 4},
+        exp=time.time() - 1,
+    )
+    token = issue_token(b"tracking-key-for-tests", claims)  # the worker's key, but expired
+    status, answer = await api.call(
+        "POST", f"/track/{account}", {"token": token, "action": "open"}, headers={}
+    )
+    assert status == 401 and "expired" in answer["error"]
+
+
+async def test_feedback_answers_503_without_a_tracking_secret(strict_pipeline: Pipeline) -> None:
+    await strict_pipeline.worker.wait_ready()
+    url = f"http://127.0.0.1:{strict_pipeline.worker.web_port}/track/acct_1"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json={"token": "t", "action": "open"}) as response,
+    ):
+        answer = await response.json()
+        assert response.status == 503 and "HOOKSTREAM_TRACKING_SECRET" in answer["error"]
+
+
+async def test_health_is_503_until_the_config_view_is_loaded(broker: str, tmp_path: Any) -> None:
+    """The web server answers before the view has read every webhook: 503 until then."""
+    pipeline = make_pipeline(broker, tmp_path)
+    env = pipeline.worker.env
+    # A worker on these topics first, to create them; then many configs for the next to load.
+    subprocess.run([HOOKSTREAM, "topics", "create"], env=env, check=True, capture_output=True)
+    configs = [
+        (f"wh_{n}", {"id": f"wh_{n}", "account_id": f"a{n}", "url": f"http://127.0.0.1:9/{n}"})
+        for n in range(30_000)
+    ]
+    await pipeline.kafka.send_json_many(pipeline.catalog.webhooks, configs)
+    await pipeline.kafka.close()
+    pipeline.worker.start()
+    statuses: list[int] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def ready() -> bool:
+                try:
+                    async with session.get(pipeline.worker.health_url) as response:
+                        statuses.append(response.status)
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False  # not listening yet
+
+            await wait_until(ready, 120, "the worker to be ready", interval=0.05)
+    finally:
+        pipeline.worker.stop()
+    assert statuses[0] == 503 and statuses[-1] == 200 and set(statuses) == {503, 200}

@@ -14,6 +14,8 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
+from app.kafka.log_scan import scan_topic
+from app.settings import Settings
 from tests.integration.conftest import Pipeline
 from tests.integration.harness import Receiver, unique
 from tests.seed_bodies import SEED_BODIES, expected_payload, family_of, input_event
@@ -418,7 +420,76 @@ async def test_a_rate_limited_webhook_gets_a_burst_smoothed_not_failed(
     times = sorted(r.at for r in requests)
     # Start slots are 1/rate apart; arrival jitter is far below half a slot.
     assert min(b - a for a, b in pairwise(times)) >= 0.5 / rate
-    letters = await pipeline.kafka.read(
-        pipeline.catalog.attempts, lambda v: v["webhook_id"] == hook["id"], count=events
+    delivered = await pipeline.kafka.read(
+        pipeline.catalog.attempts,
+        lambda v: v["webhook_id"] == hook["id"] and v["outcome"] == "delivered",
+        count=events,
     )
-    assert {a["outcome"] for a in letters} == {"delivered"}
+    assert {a["result"]["attempt"] for a in delivered} == {1}  # waiting spent no try
+    # The jobs whose slot was more than a second away were parked, each exactly once, until
+    # its own slot (re-parking them made a burst's parked records grow with its square).
+    settings = Settings(broker=f"kafka://{pipeline.kafka.broker}")
+    parked = (
+        await scan_topic(
+            settings,
+            pipeline.catalog.deliveries_parked,
+            lambda _k, v: d if (d := orjson.loads(v))["job"]["webhook_id"] == hook["id"] else None,
+            100_000,
+        )
+    ).items
+    ids = [p["job"]["delivery_id"] for p in parked]
+    assert 1 <= len(ids) < events and len(set(ids)) == len(ids)
+    assert {p["reason"] for p in parked} == {"rate limit"}
+    logged = (
+        await scan_topic(
+            settings,
+            pipeline.catalog.attempts,
+            lambda _k, v: d if (d := orjson.loads(v))["webhook_id"] == hook["id"] else None,
+            100_000,
+        )
+    ).items
+    skips = [a for a in logged if a["outcome"] == "parked"]
+    assert len(skips) == len(ids) and all(a["result"]["skipped"] for a in skips)
+
+
+async def test_an_invalid_update_leaves_the_previous_version_of_a_webhook_in_force(
+    pipeline: Pipeline, receiver: Receiver
+) -> None:
+    account = unique("acct_")
+    hook = webhook(account, receiver.url("/kept-v1"))
+    await pipeline.kafka.put_webhooks([hook], pipeline.worker)
+    broken = {**hook, "url": receiver.url("/broken-v2"), "method": "GET"}
+    broken["auth"] = {"type": "basic", "username": "u", "password": "p"}  # GET + basic: invalid
+    meta = await pipeline.kafka.send_json(pipeline.catalog.webhooks, broken, key=hook["id"])
+    await pipeline.worker.wait_applied({meta.partition: meta.offset})  # read, and skipped
+    [invalid] = await pipeline.kafka.read(
+        pipeline.catalog.events_invalid, lambda v: v["key"] == hook["id"]
+    )
+    assert "POST only" in invalid["error"]
+    await send_event(pipeline, input_event("message sent", account))
+    await receiver.wait_for("/kept-v1")
+    assert receiver.at("/broken-v2") == []
+
+
+async def test_the_admin_api_refuses_every_request_while_no_token_is_configured(
+    pipeline: Pipeline,
+) -> None:
+    import aiohttp
+
+    base = f"http://127.0.0.1:{pipeline.worker.web_port}"
+    async with aiohttp.ClientSession() as session:
+        for method, path in [("GET", "/api/webhooks?account_id=a"), ("POST", "/api/webhooks")]:
+            headers = {"Authorization": "Bearer guess"}
+            async with session.request(method, base + path, json={}, headers=headers) as answer:
+                assert answer.status == 403
+                assert "HOOKSTREAM_ADMIN_TOKEN" in (await answer.json())["error"]
+
+
+async def test_a_log_scan_cut_short_by_its_deadline_says_so(pipeline: Pipeline) -> None:
+    settings = Settings(broker=f"kafka://{pipeline.kafka.broker}")
+    complete = await scan_topic(settings, pipeline.catalog.attempts, lambda _k, v: v, 100_000)
+    assert complete.items and not complete.truncated
+    cut = await scan_topic(
+        settings, pipeline.catalog.attempts, lambda _k, v: v, 100_000, timeout=0.0
+    )
+    assert cut.truncated and len(cut.items) < len(complete.items)

@@ -81,7 +81,7 @@ async def test_workers_split_partitions_survive_a_kill_and_a_new_worker_joins(
         first.kill()
 
         def pairs() -> set[tuple[str, str]]:
-            return {(r.path, r.headers["webhook-id"]) for r in receiver.requests}
+            return receiver.pairs
 
         await wait_until(lambda: len(pairs()) >= EVENTS, 240, f"all {EVENTS} pairs", interval=0.5)
         assert len(pairs()) == EVENTS

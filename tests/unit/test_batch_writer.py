@@ -154,22 +154,28 @@ async def test_a_flush_under_steady_load_waits_only_for_what_came_before_it() ->
     for n in range(5):  # a backlog, as under load: the sender is busy when the flush begins
         writer.append("attempts", b"wh_1", b"backlog%d" % n + b"x" * 800)
     stop = asyncio.Event()
+    appended: list[bytes] = []
 
     async def keep_appending() -> None:
-        n = 0
         while not stop.is_set():
-            writer.append("attempts", b"wh_1", b"%06d" % n + b"x" * 800)
-            n += 1
+            value = b"%06d" % len(appended) + b"x" * 800
+            writer.append("attempts", b"wh_1", value)
+            appended.append(value)
             await asyncio.sleep(0.002)
 
     appender = asyncio.ensure_future(keep_appending())
     try:
-        started = asyncio.get_running_loop().time()
-        await asyncio.wait_for(writer.flush(), timeout=3)
-        took = asyncio.get_running_loop().time() - started
+        await asyncio.sleep(0.01)  # some records arrive before the flush begins
+        before_flush = list(appended)
+        await asyncio.wait_for(writer.flush(), timeout=30)
+        (records,) = producer.written.values()
+        written = [v for _, v in records]  # what was on the "broker" when flush returned
+        appended_by_then = len(appended)
     finally:
         stop.set()
         await appender
-    assert took < 1.0
-    (records,) = producer.written.values()
-    assert records[0][1] == b"before"
+    backlog = [b"backlog%d" % n + b"x" * 800 for n in range(5)]
+    # Everything appended before the flush began was written before it returned, in order...
+    assert written[: 6 + len(before_flush)] == [b"before", *backlog, *before_flush]
+    # ...and it did not wait for what kept arriving meanwhile (it returned mid-stream).
+    assert len(written) - 6 < appended_by_then

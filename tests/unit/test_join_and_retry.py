@@ -176,13 +176,14 @@ def test_unreadable_retry_after_headers_are_ignored(value: str) -> None:
     assert parse_retry_after(value, 1_700_000_000.0) is None
 
 
-def test_the_rate_limiter_spaces_slots_and_gives_back_a_deferred_one() -> None:
+def test_the_rate_limiter_reserves_slots_and_spaces_starts() -> None:
     from app.delivery.rate_limit import RateLimiter
 
     limiter = RateLimiter(max_wait=1.0)
     starts = [limiter.reserve("w", rate=4, now=10.0) for _ in range(6)]
     assert starts == [10.0, 10.25, 10.5, 10.75, 11.0, 11.25]
-    limiter.release("w", rate=4)  # the 11.25 slot was deferred instead of waited for
-    assert limiter.reserve("w", rate=4, now=10.0) == 11.25
     assert limiter.reserve("other", rate=4, now=10.0) == 10.0
     assert limiter.reserve("w", rate=4, now=20.0) == 20.0  # idle time is not saved up
+    assert limiter.start_after("w") == 0.0
+    limiter.started("w", rate=4, now=20.0)
+    assert limiter.start_after("w") == 20.25

@@ -10,7 +10,7 @@ ENGINE ?= tansu
 TEST_ENGINES ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit lint typecheck schemas bench clean
+.PHONY: help install run test test-unit chromium lint typecheck schemas bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ install: $(STAMP) ## create .venv and install hookstream with its dev extras
 run: $(STAMP) ## local broker (ENGINE=tansu|kafka) + topics + one worker (Ctrl-C stops all)
 	$(BIN)/hookstream run --engine $(ENGINE)
 
-test: $(STAMP) ## unit tests, then the integration suite on each broker engine (starts its own)
+test: $(STAMP) ## unit tests, the integration suite on each broker engine, the portal in Chromium
 	$(BIN)/python -m pytest tests/unit
 	@engines="$(TEST_ENGINES)"; \
 	if [ -n "$$HOOKSTREAM_TEST_BROKER" ]; then engines=named; \
@@ -39,6 +39,15 @@ test: $(STAMP) ## unit tests, then the integration suite on each broker engine (
 	  echo "== integration suite on $$engine"; \
 	  HOOKSTREAM_TEST_ENGINE=$$engine $(BIN)/python -m pytest tests/integration || exit 1; \
 	done
+	@$(MAKE) --no-print-directory chromium
+	@echo "== the account portal in Chromium"
+	$(BIN)/python -m pytest tests/browser
+
+chromium: ## Debian's Chromium for the portal's browser tests (apt-get install when missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 test-unit: $(STAMP) ## unit tests only (no broker)
 	$(BIN)/python -m pytest tests/unit

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,6 +22,10 @@ import orjson
 from app.settings import Settings, get_settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: Where a worker's web server is by default (``hookstream worker --web-port 6066``).
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:6066"
+#: The account of the examples in ``examples/`` (the portal link ``make run`` prints).
+DEMO_ACCOUNT = "acct_demo"
 
 
 # -- broker ---------------------------------------------------------------------------------
@@ -192,7 +197,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     deliveries = TopicCatalog.from_settings(settings).deliveries
 
     async def _replay() -> list[str]:
-        scan = await list_dead_letters(settings, args.webhook_id)
+        scan = await list_dead_letters(settings, [args.webhook_id] if args.webhook_id else None)
         if scan.truncated:
             print("note: the dead-letter scan ran out of time; older ones were not looked at")
         letters = select(
@@ -214,6 +219,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     ids = asyncio.run(_replay())
     verb = "would replay" if args.dry_run else "replayed"
     print(f"{verb} {len(ids)} delivery(ies)" + ("".join(f"\n  {i}" for i in ids)))
+    return 0
+
+
+# -- portal links ---------------------------------------------------------------------------
+def cmd_portal_link(args: argparse.Namespace) -> int:
+    """Print a portal link for one account (what POST /api/portal-links returns)."""
+    from app.flow.portal import issue_portal_token, portal_url
+
+    settings = get_settings()
+    if settings.portal_secret is None:
+        print("hookstream portal-link: set HOOKSTREAM_PORTAL_SECRET (the workers' too)")
+        return 2
+    key = settings.portal_secret.get_secret_value().encode()
+    token = issue_portal_token(key, args.account, time.time() + args.ttl)
+    print(portal_url(settings.public_url or DEFAULT_PUBLIC_URL, token))
     return 0
 
 
@@ -266,12 +286,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         # Local demo only: the debug receiver is plain http on loopback.
         env.setdefault("HOOKSTREAM_ALLOW_HTTP", "true")
         env.setdefault("HOOKSTREAM_ALLOW_PRIVATE_NETWORKS", "true")
+    # The admin API, feedback tokens and the portal on, with secrets made for this run (the
+    # admin token in a file only the owner can read; the terminal shows no secret).
+    data_dir = Path(env.get("HOOKSTREAM_DATA_DIR") or Settings().data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in (
+        "HOOKSTREAM_ADMIN_TOKEN",
+        "HOOKSTREAM_TRACKING_SECRET",
+        "HOOKSTREAM_PORTAL_SECRET",
+    ):
+        env.setdefault(name, secrets.token_urlsafe(32))
+    token_file = data_dir / "admin-token"
+    token_file.write_text(env["HOOKSTREAM_ADMIN_TOKEN"] + "\n")
+    token_file.chmod(0o600)
+    env.setdefault("HOOKSTREAM_PUBLIC_URL", f"http://127.0.0.1:{args.web_port}")
     os.environ.update(env)
     settings = Settings()
     hookstream = str(Path(sys.executable).parent / "hookstream")
     try:
         subprocess.run([hookstream, "topics", "create"], env=env, check=True)  # noqa: S603
-        print(_next_steps(settings, args.web_port), flush=True)
+        print(_next_steps(settings, args.web_port, token_file), flush=True)
         worker = subprocess.Popen(  # noqa: S603 - our own entry point
             [hookstream, "worker", "--web-port", str(args.web_port)], env=env
         )
@@ -290,12 +324,23 @@ def cmd_run(args: argparse.Namespace) -> int:
                     child.kill()
 
 
-def _next_steps(settings: Settings, web_port: int) -> str:
+def _next_steps(settings: Settings, web_port: int, token_file: Path) -> str:
+    from app.flow.portal import issue_portal_token, portal_url
+
     bin_dir = Path(sys.executable).parent
     produce = f"HOOKSTREAM_BROKER={settings.broker} {bin_dir}/hookstream produce"
+    secret = settings.portal_secret.get_secret_value() if settings.portal_secret else ""
+    link = portal_url(
+        settings.public_url or DEFAULT_PUBLIC_URL,
+        issue_portal_token(secret.encode(), DEMO_ACCOUNT, time.time() + 86400),
+    )
     return f"""
 hookstream is starting on {settings.broker} (topics prefixed {settings.topic_prefix!r}).
 Plain http and loopback webhook URLs are allowed in this local run.
+
+The account portal of the demo account (valid 24 h):
+  {link}
+Admin API: http://{settings.web_host}:{web_port}/api  (bearer token in {token_file})
 
 In another terminal:
   1. a receiver that prints every request and checks its signature:
@@ -344,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=float, help="unix time: failed before")
     p.add_argument("--dry-run", action="store_true", help="list what would be replayed")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("portal-link", help="print a portal link for one account")
+    p.add_argument("--account", required=True)
+    p.add_argument("--ttl", type=float, default=3600.0, help="seconds it stays valid")
+    p.set_defaults(func=cmd_portal_link)
 
     p = sub.add_parser("receiver", help="a debug receiver that prints requests")
     p.add_argument("--port", type=int, default=8080)

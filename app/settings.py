@@ -141,6 +141,15 @@ class Settings(BaseSettings):
         None,
         description="Key that signs x-hookstream-token feedback tokens; the same on every worker.",
     )
+    portal_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs portal links (one account each); unset = no portal links.",
+    )
+    public_url: str | None = Field(
+        None,
+        description="The worker's address as browsers reach it, for portal links (default: the "
+        "scheme and host the link was asked for on).",
+    )
     tracking_token_ttl: float = Field(
         30 * 24 * 3600.0, gt=0, description="Seconds a feedback token stays valid."
     )

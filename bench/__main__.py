@@ -4,7 +4,8 @@ Starts its own broker (embedded unless ``HOOKSTREAM_BROKER`` is set), a receiver
 loopback, and the workers under test; writes the figures to ``bench/results/<date>.json``.
 ``BENCH_EVENTS`` (default 100000) scales the event counts for a quicker run;
 ``BENCH_SCENARIOS`` (comma-separated: throughput, latency, isolation, fan-out, baseline,
-startup, restart, two-workers; default all) runs only some. ``BENCH_ENGINE`` (``make bench
+startup, restart, two-workers, ordered, batched, slow-endpoint, realistic; default all) runs
+only some. ``BENCH_ENGINE`` (``make bench
 ENGINE=kafka``) picks the broker it starts: tansu (default) or kafka.
 """
 
@@ -593,6 +594,65 @@ async def scenario_realistic(bench: Bench, worker: Worker) -> None:
     )
 
 
+async def _keyed_throughput(
+    bench: Bench, worker: Worker, tag: str, extra: dict[str, Any], keys: int
+) -> dict[str, Any]:
+    """The throughput scenario's load over 10 webhooks with ``extra`` config, events keyed by
+    one of ``keys`` record keys: deliveries/s, requests/s, p99 event -> receipt."""
+    hooks = [{**h, **extra} for h in bench.hooks(tag, 10, path=f"/{tag}")]
+    await bench.put_webhooks(worker.prefix, hooks, [worker.port])
+    await bench.reset()
+    records = [
+        (f"k{n % keys}".encode(), message_event(hooks[n % 10]["account_id"], n))
+        for n in range(EVENTS)
+    ]
+    cpu0 = cpu_seconds(worker.pid)
+    started = time.time()
+    await bench.produce(f"{worker.prefix}events.messages", records)
+    await bench.wait_count(EVENTS, 600, group=tag)
+    stats = await bench.stats(latencies=True, group=tag)
+    elapsed = (stats["last"] or time.time()) - started
+    lat = sorted(stats["latencies"])
+    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
+    return {
+        "deliveries": stats["count"],
+        "requests": stats["requests"],
+        "seconds": round(elapsed, 2),
+        "deliveries_per_s": round(stats["count"] / elapsed, 1),
+        "requests_per_s": round(stats["requests"] / elapsed, 1),
+        "p99_ms": round(q[98] * 1000, 1),
+        "worker_cpu_s": round(cpu_seconds(worker.pid) - cpu0, 1),
+    }
+
+
+async def scenario_ordered(bench: Bench, worker: Worker) -> None:
+    """The throughput load to 10 webhooks with ordering by key, events over 1,000 keys."""
+    result = await _keyed_throughput(bench, worker, "ord", {"ordering": "key"}, keys=1000)
+    one = bench.results.get("throughput")
+    result["ratio_to_throughput"] = (
+        round(result["deliveries_per_s"] / one["deliveries_per_s"], 3) if one else None
+    )
+    bench.results["ordered"] = result
+    report(
+        "ordered",
+        f"{result['deliveries_per_s']:>8} deliveries/s in order per key (1,000 keys; "
+        f"{result['ratio_to_throughput']} x unordered), p99 {result['p99_ms']} ms",
+    )
+
+
+async def scenario_batched(bench: Bench, worker: Worker) -> None:
+    """The throughput load to 10 webhooks that batch up to 100 events per request."""
+    batch = {"batch": {"max_events": 100, "max_wait_ms": 50}}
+    result = bench.results["batched"] = await _keyed_throughput(
+        bench, worker, "bat", batch, keys=1000
+    )
+    report(
+        "batched",
+        f"{result['deliveries_per_s']:>8} events/s delivered in {result['requests_per_s']} "
+        f"requests/s (batches of up to 100), p99 {result['p99_ms']} ms",
+    )
+
+
 async def scenario_restart(bench: Bench, run_id: str) -> None:
     """A worker of an existing group stopped with SIGTERM and started again, with an event
     produced while it was down: seconds from the new start to ready and to that delivery.
@@ -658,6 +718,8 @@ WORKER_SCENARIOS = {
     "throughput": scenario_throughput,
     "isolation": scenario_isolation,
     "fan-out": scenario_fan_out,
+    "ordered": scenario_ordered,
+    "batched": scenario_batched,
     "slow-endpoint": scenario_slow_endpoint,
     "realistic": scenario_realistic,
 }
@@ -670,8 +732,8 @@ OWN_SCENARIOS = {
 }
 #: The default run: every scenario (about 5.5 minutes here).
 DEFAULT_SCENARIOS = (
-    "throughput,isolation,fan-out,slow-endpoint,realistic,latency,baseline,startup,restart,"
-    "two-workers"
+    "throughput,isolation,fan-out,ordered,batched,slow-endpoint,realistic,latency,baseline,"
+    "startup,restart,two-workers"
 )
 SELECTED = [
     s.strip() for s in os.environ.get("BENCH_SCENARIOS", DEFAULT_SCENARIOS).split(",") if s.strip()
@@ -721,6 +783,8 @@ TARGETS: list[tuple[str, tuple[str, ...], float, bool]] = [
     ("slow endpoint peak in flight", ("slow_endpoint", "slow_peak_in_flight"), 200.0, True),
     ("slow endpoint dead letters", ("slow_endpoint", "slow_dead_letters"), 0.0, False),
     ("realistic deliveries/s", ("realistic", "deliveries_per_s"), 3000.0, True),
+    ("ordered / unordered throughput", ("ordered", "ratio_to_throughput"), 0.8, True),
+    ("batched events/s delivered", ("batched", "deliveries_per_s"), 20000.0, True),
 ]
 
 

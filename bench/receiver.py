@@ -27,7 +27,8 @@ SLOW_SECONDS = 1.0
 
 class Stats:
     def __init__(self) -> None:
-        self.count = 0
+        self.count = 0  # deliveries: a batched request counts its items
+        self.requests = 0
         self.first: float | None = None
         self.last: float | None = None
         self.latencies: list[float] = []
@@ -37,6 +38,7 @@ class Stats:
     def document(self, latencies: bool) -> dict[str, object]:
         return {
             "count": self.count,
+            "requests": self.requests,
             "first": self.first,
             "last": self.last,
             "peak_in_flight": self.peak_in_flight,
@@ -66,19 +68,22 @@ def make_app() -> web.Application:
             for s in (stats, every):
                 s.in_flight -= 1
         now = time.time()
-        latency = None
+        latencies: list[float] = []
         try:
-            name = orjson.loads(body).get("name", "")
-            if name.startswith("t="):
-                latency = now - float(name[2:])
+            document = orjson.loads(body)
+            items = document if isinstance(document, list) else [document]  # a batch, or one
+            for item in items:
+                name = item.get("name", "")
+                if name.startswith("t="):
+                    latencies.append(now - float(name[2:]))
         except (orjson.JSONDecodeError, AttributeError, ValueError):
-            pass
+            items = [None]
         for s in (stats, every):
-            s.count += 1
+            s.count += len(items)
+            s.requests += 1
             s.first = s.first or now
             s.last = now
-            if latency is not None:
-                s.latencies.append(latency)
+            s.latencies.extend(latencies)
         return web.Response(text="ok")
 
     async def get_stats(request: web.Request) -> web.Response:

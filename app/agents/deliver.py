@@ -17,6 +17,7 @@ never loses a job.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 
@@ -68,10 +69,21 @@ INITIAL_ENDPOINT_LIMIT = 16
 
 # -- routing an attempt ---------------------------------------------------------------------
 async def _dead_letter(
-    job: DeliveryJob, history: list[AttemptResult], reason: str, stage: str
+    job: DeliveryJob,
+    history: list[AttemptResult],
+    reason: str,
+    stage: str,
+    order_continued: bool = False,
 ) -> None:
     metrics.dead_letters.labels(stage).inc()
-    letter = DeadLetter(job=job, history=history, reason=reason, stage=stage, failed_at=time.time())
+    letter = DeadLetter(
+        job=job,
+        history=history,
+        reason=reason,
+        stage=stage,
+        failed_at=time.time(),
+        order_continued=order_continued,
+    )
     await (
         await channels.deliveries_failed.send(key=job.webhook_id.encode(), value=letter.to_bytes())
     )
@@ -122,13 +134,36 @@ def _attempt_record(
         result=result,
         outcome=routed,
         response_body=body,
+        members=[m.delivery_id for m in job.members] if job.members is not None else None,
     )
     batch_writer.append(channels.attempts_topic_name, job.webhook_id.encode(), record.to_bytes())
 
 
+def batch_job(members: list[DeliveryJob]) -> DeliveryJob:
+    """The job of one batched request: its id derived from its members' (the same members,
+    the same id, across every retry), its payload the array of theirs."""
+    basis = "\x00".join(m.delivery_id for m in members)
+    first = members[0]
+    return DeliveryJob.model_construct(
+        delivery_id="bat_" + hashlib.sha256(basis.encode()).hexdigest()[:32],
+        webhook_id=first.webhook_id,
+        account_id=first.account_id,
+        event=first.event,
+        event_id=None,
+        payload={},
+        created_at=min(m.created_at for m in members),
+        source=first.source,
+        message=None,
+        ordering_key=None,
+        members=members,
+    )
+
+
 async def send(ticket: Ticket) -> Attempted:
-    """The scheduler's send: one real attempt of the ticket's job, routed."""
-    job, history, stage = ticket.job, ticket.history, ticket.stage
+    """The scheduler's send: one real attempt of the ticket's job (or batch), routed."""
+    members = [m.job for m in ticket.members] if ticket.members is not None else None
+    job = batch_job(members) if members is not None else ticket.job
+    history, stage = ticket.history, ticket.stage
     try:
         webhook = config_view.get(job.webhook_id)
         if webhook is None:
@@ -137,18 +172,25 @@ async def send(ticket: Ticket) -> Attempted:
         if not webhook.active:
             await _dead_letter(job, history, "webhook is inactive (delivery paused)", stage)
             return NOTHING_SENT
+        payload = [m.payload for m in job.members] if job.members is not None else job.payload
         outcome = await delivery_client.attempt(
             webhook,
             job.event,
-            job.payload,
+            payload,
             job.delivery_id,
             len(history) + 1,
             message=job.message,
             timeout=webhook.timeout_seconds,
         )
         metrics.attempt_duration.observe(outcome.result.duration_ms / 1000)
-        await _route(job, [*history, outcome.result], stage, webhook, outcome)
-        return _signal(outcome)
+        history = [*history, outcome.result]
+        if ticket.held:
+            ticket.history = history  # its retries are made here, counting on from this one
+        retry_at = await _route(job, history, stage, webhook, outcome, held=ticket.held)
+        attempted = _signal(outcome)
+        if retry_at is not None:
+            return Attempted(attempted.signal, attempted.circuit, attempted.rtt, retry_at)
+        return attempted
     except Exception as exc:  # a bug dead-letters the job, never drops it
         log.exception("delivery %s failed unexpectedly", job.delivery_id)
         await _dead_letter(job, history, f"internal error: {type(exc).__name__}: {exc}", stage)
@@ -161,13 +203,18 @@ async def _route(
     stage: str,
     webhook: WebhookConfig,
     outcome: AttemptOutcome,
-) -> None:
-    """Where the job goes after a real attempt, and the attempt record."""
+    held: bool = False,
+) -> float | None:
+    """Where the job goes after a real attempt, and the attempt record. A held (ordered) job
+    is not put on a retry tier: the time of its retry is returned, for the scheduler to hold
+    it (and its key's later jobs) until then."""
     result = outcome.result
+    retry_at: float | None = None
     if outcome.ok:
         routed = Outcome.DELIVERED
         failure_streaks.delivered(webhook.id)
-        metrics.delivery_latency.observe(max(0.0, time.time() - job.created_at))
+        for member in job.members or [job]:
+            metrics.delivery_latency.observe(max(0.0, time.time() - member.created_at))
     else:
         now = time.time()
         status = result.status
@@ -192,18 +239,22 @@ async def _route(
         if step.tier is not None and step.due_at is not None:
             routed = Outcome.RETRY
             metrics.child(metrics.retries, str(step.tier)).inc()
-            retry = RetryJob(job=job, history=history, tier=step.tier, due_at=step.due_at)
-            batch_writer.append(
-                channels.retry_topic_names[step.tier], job.webhook_id.encode(), retry.to_bytes()
-            )
+            if held:
+                retry_at = step.due_at
+            else:
+                retry = RetryJob(job=job, history=history, tier=step.tier, due_at=step.due_at)
+                batch_writer.append(
+                    channels.retry_topic_names[step.tier], job.webhook_id.encode(), retry.to_bytes()
+                )
         else:
             routed = Outcome.FAILED
             reason = step.reason or f"gave up after {len(history)} attempts; last: {last}"
             if status == GONE:
                 reason = "endpoint answered 410 Gone; the webhook was disabled"
-            await _dead_letter(job, history, reason, stage)
+            await _dead_letter(job, history, reason, stage, order_continued=held)
     metrics.child(metrics.deliveries, routed.value, metrics.status_class(result.status)).inc()
     _attempt_record(job, result, routed, outcome.response_body)
+    return retry_at
 
 
 def park(ticket: Ticket, due: float, reason: ParkReason, detail: str) -> None:
@@ -257,9 +308,13 @@ def ticket_for(
     custody: Custody,
     parked: ParkedJob | None = None,
 ) -> Ticket:
-    """A scheduler ticket for ``job``: its endpoint and rate limit from the current config."""
+    """A scheduler ticket for ``job``: its endpoint, ordering lane, batching and rate limit
+    from the webhook's current config."""
     webhook = config_view.get(job.webhook_id)
     url = (webhook.url_for(job.event) if webhook is not None else None) or ""
+    rate = webhook.rate_limit_per_second if webhook is not None else None
+    batch = webhook.batch if webhook is not None and job.members is None else None
+    ordered = job.ordering_key is not None and job.members is None
     return Ticket(
         job=job,
         history=history,
@@ -268,7 +323,11 @@ def ticket_for(
         url=url,
         settle=custody.settle,
         stale=custody.stale,
-        rate=webhook.rate_limit_per_second if webhook is not None else None,
+        rate=rate if batch is None else None,
+        pace=rate if batch is not None else None,  # a batch counts as one request
+        batch_max=batch.max_events if batch is not None else 0,
+        batch_wait=batch.max_wait_ms / 1000 if batch is not None else 0.0,
+        ordering_key=f"{job.webhook_id}\x00{job.ordering_key}" if ordered else None,
         parks=parked.parks if parked is not None else 0,
         slot=parked.slot if parked is not None else None,
         slot_epoch=parked.slot_epoch if parked is not None else None,

@@ -49,8 +49,9 @@ async def _ingest_one(event: EventT[bytes]) -> None:
         family = channels.FAMILY_BY_TOPIC[message.topic]
         parsed, document = parse_event(event.value, family)
         source = SourceRef(topic=message.topic, partition=message.partition, offset=message.offset)
+        key = message.key if isinstance(message.key, bytes) else None
         jobs = jobs_for_event(
-            parsed, document, config_view.for_account(parsed.account_id), source, time.time()
+            parsed, document, config_view.for_account(parsed.account_id), source, time.time(), key
         )
     except InvalidInputError as exc:
         metrics.events_in.labels(_family(message.topic), "invalid").inc()

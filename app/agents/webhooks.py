@@ -29,7 +29,9 @@ async def validate_webhooks(stream: StreamT[bytes]) -> None:
         ):
             continue
         try:
-            parse_config_record(message.key, event.value, _policy)
+            parse_config_record(
+                message.key, event.value, _policy, tracking=settings.tracking_secret is not None
+            )
         except InvalidInputError as exc:
             await report_invalid(
                 event, str(exc), stage="webhooks", value=redact_config_bytes(event.value)

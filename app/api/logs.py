@@ -6,20 +6,35 @@ Listings read the newest ``HOOKSTREAM_LOG_SCAN_RECORDS`` records of each partiti
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from app import metrics
+from app.api.access import account_of_request, load_webhook, synced, visible_webhook_ids
 from app.api.common import ApiError, api, parse_body
-from app.api.models import ReplayIn, ReplayOut
+from app.api.models import ReplayIn, ReplayOut, StatsOut, WebhookStats
 from app.kafka.log_scan import scan_topic
 from app.kafka.replay import list_dead_letters, replay, select
 from app.main import app, settings
-from app.model.records import AttemptRecord
+from app.model.records import AttemptRecord, Outcome
 from app.runtime import channels
+from app.runtime.state import config_view
 
 MAX_LIMIT = 1000
+DAY = 86400.0
+
+
+async def _webhooks_asked(webhook_id: str | None) -> set[str] | None:
+    """The webhooks a listing is about: the one asked for (if the caller may see it), else
+    every webhook of a portal caller's account; None: all (the admin asked for none)."""
+    if webhook_id is not None:
+        await load_webhook(webhook_id)
+        return {webhook_id}
+    await synced()
+    return visible_webhook_ids()
 
 
 def _limit(request: Request, default: int = 50) -> int:
@@ -31,9 +46,10 @@ def _limit(request: Request, default: int = 50) -> int:
 
 @app.page("/api/webhooks/{webhook_id}/attempts")
 class Attempts(View):
-    @api()
+    @api(accounts=True)
     async def get(self, request: Request, webhook_id: str) -> Response:
         limit = _limit(request)
+        await load_webhook(webhook_id)  # 404 for another account's
 
         def decode(record_key: bytes | None, value: bytes) -> AttemptRecord | None:
             try:
@@ -47,7 +63,7 @@ class Attempts(View):
             channels.catalog.attempts,
             decode,
             settings.log_scan_records,
-            key=webhook_id.encode(),
+            keys={webhook_id.encode()},
             newest=limit,
         )
         records = sorted(scan.items, key=lambda r: r.result.at, reverse=True)[:limit]
@@ -61,10 +77,12 @@ class Attempts(View):
 
 @app.page("/api/failed")
 class Failed(View):
-    @api()
+    @api(accounts=True)
     async def get(self, request: Request) -> Response:
         limit = _limit(request, default=100)
-        scan = await list_dead_letters(settings, request.query.get("webhook_id"), newest=limit)
+        scan = await list_dead_letters(
+            settings, await _webhooks_asked(request.query.get("webhook_id")), newest=limit
+        )
         return self.json(
             {"failed": [x.model_dump(mode="json") for x in scan.items], "truncated": scan.truncated}
         )
@@ -72,12 +90,12 @@ class Failed(View):
 
 @app.page("/api/failed/replay")
 class Replay(View):
-    @api()
+    @api(accounts=True)
     async def post(self, request: Request) -> Response:
         body = await parse_body(request, ReplayIn)
         if body.delivery_ids is None and body.webhook_id is None and body.since is None:
             raise ApiError(422, "say what to replay: delivery_ids, webhook_id, or since/until")
-        scan = await list_dead_letters(settings, body.webhook_id)
+        scan = await list_dead_letters(settings, await _webhooks_asked(body.webhook_id))
         letters = select(scan.items, body.delivery_ids, body.webhook_id, body.since, body.until)
 
         async def send(key: bytes, value: bytes) -> None:
@@ -88,3 +106,39 @@ class Replay(View):
         return self.json(
             ReplayOut(replayed=replayed, truncated=scan.truncated).model_dump(mode="json")
         )
+
+
+@app.page("/api/webhook-stats")
+class Stats(View):
+    """The portal's list: each webhook's last real attempt and its failures of the last 24 h,
+    from the newest attempt records of the account's webhooks."""
+
+    @api(accounts=True)
+    async def get(self, request: Request) -> Response:
+        account_id = account_of_request(request.query.get("account_id"))
+        await synced()
+        ids = {c.id for c in config_view.for_account(account_id)}
+        since = time.time() - DAY
+
+        def decode(record_key: bytes | None, value: bytes) -> AttemptRecord | None:
+            try:
+                record: AttemptRecord = AttemptRecord.from_bytes(value)
+            except (ValidationError, orjson.JSONDecodeError):
+                return None
+            return None if record.result.skipped else record  # a parking is no attempt
+
+        scan = await scan_topic(
+            settings,
+            channels.catalog.attempts,
+            decode,
+            settings.log_scan_records,
+            keys={i.encode() for i in ids},
+        )
+        stats = {webhook_id: WebhookStats() for webhook_id in ids}
+        for record in sorted(scan.items, key=lambda r: r.result.at):
+            entry = stats[record.webhook_id]
+            entry.last_status, entry.last_error = record.result.status, record.result.error
+            entry.last_outcome, entry.last_at = record.outcome.value, record.result.at
+            if record.outcome is not Outcome.DELIVERED and record.result.at >= since:
+                entry.failures_24h += 1
+        return self.json(StatsOut(stats=stats, truncated=scan.truncated).model_dump(mode="json"))

@@ -51,6 +51,8 @@ class WebhookOut(BaseModel):
         description="While in the future, the replaced secret still signs too."
     )
     disabled_reason: str | None
+    ordering: str = Field("none", description="none, or key: in order per input record key.")
+    batch: dict[str, int] | None = Field(None, description="max_events and max_wait_ms.")
 
     @classmethod
     def of(cls, config: WebhookConfig) -> WebhookOut:
@@ -233,3 +235,32 @@ class TrackIn(BaseModel):
     token: str = Field(min_length=1)
     action: Literal["open", "click"]
     url: str | None = Field(None, description="The clicked URL, for clicks.")
+
+
+class PortalLinkIn(BaseModel):
+    """``POST /api/portal-links``: a portal link for one account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str = Field(min_length=1)
+    ttl_seconds: float = Field(3600.0, gt=0, le=30 * 86400, description="Seconds it stays valid.")
+
+
+class PortalLinkOut(BaseModel):
+    url: str = Field(description="The portal page; the account's token is in its fragment.")
+    expires_at: float
+
+
+class WebhookStats(BaseModel):
+    """What the portal's list shows of a webhook's recent deliveries."""
+
+    last_status: int | None = Field(None, description="HTTP status of the last real attempt.")
+    last_error: str | None = Field(None, description="Why the last real attempt got no answer.")
+    last_outcome: str | None = None
+    last_at: float | None = Field(None, description="When the last real attempt was made.")
+    failures_24h: int = Field(0, description="Real attempts that failed in the last 24 hours.")
+
+
+class StatsOut(BaseModel):
+    stats: dict[str, WebhookStats] = Field(description="By webhook id.")
+    truncated: bool = False

@@ -16,7 +16,8 @@ import orjson
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from app.api.common import ApiError, api, json_body, parse_body, unprocessable
+from app.api.access import APPLY_TIMEOUT, account_of_request, load_webhook, synced
+from app.api.common import ApiError, api, current_caller, json_body, parse_body, unprocessable
 from app.api.models import (
     SecretRequiredError,
     TestIn,
@@ -34,36 +35,33 @@ from app.model.errors import InvalidInputError
 from app.model.events import EVENT_MODELS
 from app.model.samples import sample_event
 from app.model.url_policy import UrlPolicy
-from app.model.webhook_config import WebhookConfig
+from app.model.webhook_config import WebhookConfig, validation_context
 from app.runtime import channels
 from app.runtime.state import config_view, delivery_client
 
-_policy = UrlPolicy(settings.allow_http, settings.allow_private_networks)
-_APPLY_TIMEOUT = 15.0
+_context = validation_context(
+    UrlPolicy(settings.allow_http, settings.allow_private_networks),
+    tracking=settings.tracking_secret is not None,
+)
 
 
 def _validate(document: Any) -> WebhookConfig:
+    """A config the caller may write: valid, and of an account the caller may reach."""
     if not isinstance(document, dict):
         raise ApiError(422, "body must be a JSON object")
     try:
-        return WebhookConfig.model_validate(document, context={"url_policy": _policy})
+        config = WebhookConfig.model_validate(document, context=_context)
     except ValidationError as exc:
         raise unprocessable(exc) from None
+    if not current_caller().may_see(config.account_id):
+        raise ApiError(404, f"account {config.account_id!r} not found")
+    return config
 
 
 async def _write(key: str, value: bytes | None) -> None:
     metadata = await (await channels.webhooks.send(key=key.encode(), value=value))
-    if not await config_view.wait_applied(metadata.partition, metadata.offset, _APPLY_TIMEOUT):
+    if not await config_view.wait_applied(metadata.partition, metadata.offset, APPLY_TIMEOUT):
         raise ApiError(503, "write acknowledged but not yet applied; retry the read later")
-
-
-async def _current(webhook_id: str) -> WebhookConfig:
-    if not await config_view.sync(_APPLY_TIMEOUT):
-        raise ApiError(503, "config view is behind the webhooks topic; try again")
-    config = config_view.get(webhook_id)
-    if config is None:
-        raise ApiError(404, f"webhook {webhook_id!r} not found")
-    return config
 
 
 def _out(config: WebhookConfig, status: int, view: View) -> Response:
@@ -73,36 +71,39 @@ def _out(config: WebhookConfig, status: int, view: View) -> Response:
 # Registered before /api/webhooks/{webhook_id} for readability; methods do not overlap anyway.
 @app.page("/api/webhooks/test")
 class TestUnsaved(View):
-    @api()
+    @api(accounts=True)
     async def post(self, request: Request) -> Response:
         body = await parse_body(request, TestIn)
         if body.config is None:
             raise ApiError(422, "config: required to test an unsaved webhook")
         document = {"id": f"test_{uuid.uuid4().hex[:12]}", **body.config}
+        if current_caller().account_id is not None:
+            document.setdefault("account_id", current_caller().account_id)
         return self.json(await _test(_validate(document), body))
 
 
 @app.page("/api/webhooks")
 class WebhookCollection(View):
-    @api()
+    @api(accounts=True)
     async def get(self, request: Request) -> Response:
-        account_id = request.query.get("account_id")
-        if not account_id:
-            raise ApiError(422, "account_id: query parameter required")
-        if not await config_view.sync(_APPLY_TIMEOUT):
-            raise ApiError(503, "config view is behind the webhooks topic; try again")
+        account_id = account_of_request(request.query.get("account_id"))
+        await synced()
         hooks = sorted(config_view.for_account(account_id), key=lambda c: c.id)
         return self.json({"webhooks": [WebhookOut.of(c).model_dump(mode="json") for c in hooks]})
 
-    @api()
+    @api(accounts=True)
     async def post(self, request: Request) -> Response:
         document = await json_body(request)
         if isinstance(document, dict):
+            if "id" in document and not current_caller().is_admin:
+                # A chosen id taken by another account would answer 409 and so tell the link
+                # that id exists elsewhere: a portal's webhooks get theirs from the server.
+                raise ApiError(422, "id: chosen by the server for a portal link's webhooks")
             document.setdefault("id", f"wh_{uuid.uuid4().hex[:20]}")
+            document.setdefault("account_id", current_caller().account_id)
             document = merge_put(document, None)
         config = _validate(document)
-        if not await config_view.sync(_APPLY_TIMEOUT):
-            raise ApiError(503, "config view is behind the webhooks topic; try again")
+        await synced()
         if config_view.get(config.id) is not None:
             raise ApiError(409, f"webhook {config.id!r} exists; use PUT or PATCH")
         await _write(config.id, _wire(config))
@@ -110,15 +111,15 @@ class WebhookCollection(View):
 
 
 @app.page("/api/webhooks/{webhook_id}")
-class WebhookItem(View):
-    @api()
+class WebhookItem(View):  # every method: admin or the webhook's own account
+    @api(accounts=True)
     async def get(self, request: Request, webhook_id: str) -> Response:
-        return _out(await _current(webhook_id), 200, self)
+        return _out(await load_webhook(webhook_id), 200, self)
 
-    @api()
+    @api(accounts=True)
     async def put(self, request: Request, webhook_id: str) -> Response:
         document = await json_body(request)
-        current = await _current(webhook_id)
+        current = await load_webhook(webhook_id)
         if isinstance(document, dict):
             document = _merged(
                 merge_put, {**document, "id": webhook_id}, current, settings.secret_rotation_grace
@@ -127,10 +128,10 @@ class WebhookItem(View):
         await _write(webhook_id, _wire(config))
         return _out(config, 200, self)
 
-    @api()
+    @api(accounts=True)
     async def patch(self, request: Request, webhook_id: str) -> Response:
         document = await json_body(request)
-        current = await _current(webhook_id)
+        current = await load_webhook(webhook_id)
         if not isinstance(document, dict):
             raise ApiError(422, "body must be a JSON object")
         config = _validate(
@@ -141,21 +142,21 @@ class WebhookItem(View):
         await _write(webhook_id, _wire(config))
         return _out(config, 200, self)
 
-    @api()
+    @api(accounts=True)
     async def delete(self, request: Request, webhook_id: str) -> Response:
-        await _current(webhook_id)
+        await load_webhook(webhook_id)
         await _write(webhook_id, None)
         return self.json({"deleted": webhook_id})
 
 
 @app.page("/api/webhooks/{webhook_id}/test")
 class TestSaved(View):
-    @api()
+    @api(accounts=True)
     async def post(self, request: Request, webhook_id: str) -> Response:
         body = await parse_body(request, TestIn)
         if body.config is not None:
             raise ApiError(422, "config: not allowed here; test an unsaved config at /test")
-        return self.json(await _test(await _current(webhook_id), body))
+        return self.json(await _test(await load_webhook(webhook_id), body))
 
 
 def _merged(
@@ -196,7 +197,7 @@ async def _test(config: WebhookConfig, body: TestIn) -> dict[str, Any]:
     outcome = await delivery_client.attempt(
         config,
         event.event_name,
-        payload,
+        [payload] if config.batch is not None else payload,  # a batch of one, as sent for real
         f"msg_test_{uuid.uuid4().hex}",
         attempt=1,
         read_body=True,

@@ -27,12 +27,24 @@ no agent ever waits on one endpoint's capacity and custody is kept.
   once per job (re-parking a job until a later slot made a burst of 1,000 at 1/s write
   ~250,000 parked records).
 
+- **Ordering by key**: a ticket with an ``ordering_key`` joins its lane (webhook and record
+  key); only the lane's head is queued, the next one after the head settled. Its retries are
+  held here (``Attempted.retry_at``: it waits in the endpoint's delay heap, not on a retry
+  tier, which would let later jobs of its key overtake it), and it is never parked: its event
+  stays unacknowledged until it is delivered or dead-lettered, so after a crash or a rebalance
+  the input topic gives the lane back in order.
+- **Batching**: for a ticket with ``batch_max``, a request carries up to that many queued
+  tickets of its endpoint (one batch ticket, its ``members``), sent when full or when the
+  oldest has waited ``batch_wait``; it counts as one request for the limit and the rate.
+
 Pure asyncio: no Faust, no aiohttp, no Kafka. The clock and randomness are injectable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import random
 import time
@@ -81,6 +93,8 @@ class Attempted:
     signal: Signal
     circuit: CircuitEffect
     rtt: float = 0.0
+    #: A held (ordered) ticket that failed and retries at this unix time; None: settled.
+    retry_at: float | None = None
 
 
 #: No request was made (the job was dead-lettered before sending, or refused by policy).
@@ -104,10 +118,21 @@ class Ticket:
     slot_epoch: str | None = None  # the scheduler that reserved it
     queued_at: float = 0.0
     sent_with: int = 0  # requests in flight to its endpoint when it was sent, itself included
+    ordering_key: str | None = None  # its lane (webhook and record key), when ordered
+    not_before: float = 0.0  # a held retry waits until then
+    batch_max: int = 0  # >0: its webhook batches up to this many per request
+    batch_wait: float = 0.0  # seconds the oldest may wait for a batch to fill
+    pace: float | None = None  # a batching webhook's rate limit: batches start 1 / pace apart
+    members: list[Ticket] | None = None  # a batch made here: the tickets it carries
 
     @property
     def webhook_id(self) -> str:
         return self.job.webhook_id
+
+    @property
+    def held(self) -> bool:
+        """Ordered (or a batch of ordered tickets): retries wait here, it is never parked."""
+        return self.ordering_key is not None or any(m.held for m in self.members or ())
 
 
 #: Makes one real attempt of a ticket's job and routes the outcome (retry tier, dead letter,
@@ -124,6 +149,8 @@ class _Endpoint:
     limit: AdaptiveLimit
     circuit: Circuit
     queue: deque[Ticket] = field(default_factory=deque)
+    #: Held tickets waiting for their retry time: (due, seq, ticket).
+    delayed: list[tuple[float, int, Ticket]] = field(default_factory=list)
     in_flight: int = 0
     in_ring: bool = False
     timer: asyncio.TimerHandle | None = None
@@ -133,7 +160,7 @@ class _Endpoint:
 
     @property
     def busy(self) -> bool:
-        return bool(self.queue) or self.in_flight > 0
+        return bool(self.queue) or bool(self.delayed) or self.in_flight > 0
 
 
 @dataclass(frozen=True)
@@ -146,6 +173,15 @@ class EndpointView:
     in_flight: int
     queued: int
     circuit: str
+
+
+def _production_order(ticket: Ticket) -> tuple[str, int, int]:
+    source = ticket.job.source
+    return (source.topic, source.partition, source.offset)
+
+
+def _nothing() -> None:
+    return None
 
 
 class Scheduler:
@@ -186,6 +222,8 @@ class Scheduler:
         self._endpoints: dict[str, _Endpoint] = {}
         self._idle: OrderedDict[str, None] = OrderedDict()
         self._ring: deque[_Endpoint] = deque()
+        self._lanes: dict[str, deque[Ticket]] = {}
+        self._seq = itertools.count()
         self._in_flight = 0
         self._queued = 0
         self._stopping = False
@@ -246,6 +284,12 @@ class Scheduler:
             self._park(ticket, now, ParkReason.STOPPING, "the worker is stopping")
             return
         endpoint = self._endpoint(ticket.endpoint, ticket.webhook_id)
+        if ticket.ordering_key is not None:
+            lane = self._lanes.setdefault(ticket.ordering_key, deque())
+            lane.append(ticket)
+            if len(lane) == 1:  # the lane's head: it goes now; the others after it settled
+                self._enqueue(endpoint, ticket, now)
+            return
         state = endpoint.circuit.state(now)
         if state is State.OPEN:
             due = self._circuit_due(endpoint, ticket, now)
@@ -259,16 +303,48 @@ class Scheduler:
                 detail = f"next start slot in {ticket.slot - now:.1f} s at {ticket.rate:g}/s"
                 self._park(ticket, ticket.slot, ParkReason.RATE_LIMIT, detail)
                 return
-        wait = self._expected_wait(endpoint, len(endpoint.queue) + 1, now)
-        if len(endpoint.queue) >= endpoint.limit.current and wait > self._queue_seconds:
+        ahead = self._requests_ahead(endpoint, ticket)
+        wait = self._expected_wait(endpoint, ahead, now)
+        if ahead > endpoint.limit.current and wait > self._queue_seconds:
             self._park_busy(endpoint, ticket, wait, now)
             return
-        ticket.queued_at = now
+        self._enqueue(endpoint, ticket, now)
+
+    @staticmethod
+    def _requests_ahead(endpoint: _Endpoint, ticket: Ticket) -> int:
+        """The requests it takes to send the queue and ``ticket``: a batched endpoint sends up
+        to ``batch_max`` of its jobs per request."""
+        per_request = max(1, ticket.batch_max)
+        return -(-(len(endpoint.queue) + 1) // per_request)
+
+    def _enqueue(self, endpoint: _Endpoint, ticket: Ticket, now: float) -> None:
+        """Queue a ticket on its endpoint (held ones wait in its delay heap until due)."""
+        if ticket.ordering_key is not None and ticket.rate is not None and ticket.slot is None:
+            ticket.slot = self._rates.reserve(ticket.webhook_id, ticket.rate, now)  # waits here
+            ticket.slot_epoch = self.epoch
+        due = max(ticket.not_before, ticket.slot or 0.0) if ticket.held else ticket.not_before
+        if due > now:
+            heapq.heappush(endpoint.delayed, (due, next(self._seq), ticket))
+            self._wake_at(endpoint, due)
+            return
+        ticket.queued_at = ticket.queued_at or now
         endpoint.queue.append(ticket)
         self._queued += 1
         self._ensure_sweeper()
         self._make_ready(endpoint)
         self._pump()
+
+    def _release_delayed(self, endpoint: _Endpoint, now: float) -> None:
+        """Move the held tickets that are due to the front of the queue: they are the oldest."""
+        delayed = endpoint.delayed
+        due: list[Ticket] = []
+        while delayed and delayed[0][0] <= now:
+            due.append(heapq.heappop(delayed)[2])
+        for ticket in reversed(due):
+            endpoint.queue.appendleft(ticket)
+            self._queued += 1
+        if delayed:
+            self._wake_at(endpoint, delayed[0][0])
 
     # -- stopping ----------------------------------------------------------------------------
     async def stop(self, timeout: float) -> bool:
@@ -285,7 +361,9 @@ class Scheduler:
         for endpoint in list(self._endpoints.values()):
             while endpoint.queue:
                 self._queued -= 1
-                self._park(endpoint.queue.popleft(), now, ParkReason.STOPPING, "the worker stopped")
+                ticket = endpoint.queue.popleft()
+                if not ticket.held:  # a held one stays unacknowledged: read again, in order
+                    self._park(ticket, now, ParkReason.STOPPING, "the worker stopped")
         return finished
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -365,12 +443,18 @@ class Scheduler:
     def _park_queue(self, endpoint: _Endpoint, now: float) -> None:
         """Park every queued job of an endpoint whose circuit just opened."""
         detail = self._circuit_detail(endpoint)
+        kept: deque[Ticket] = deque()
         while endpoint.queue:
             ticket = endpoint.queue.popleft()
+            if ticket.held:
+                kept.append(ticket)  # waits for the circuit here: it cannot leave its lane
+                continue
             self._queued -= 1
-            self._park(
-                ticket, self._circuit_due(endpoint, ticket, now), ParkReason.CIRCUIT_OPEN, detail
-            )
+            due = self._circuit_due(endpoint, ticket, now)
+            self._park(ticket, due, ParkReason.CIRCUIT_OPEN, detail)
+        endpoint.queue = kept
+        if kept:
+            self._wake_at(endpoint, endpoint.circuit.open_until)
         self._update_room()
 
     def _ensure_sweeper(self) -> None:
@@ -384,10 +468,13 @@ class Scheduler:
         now = self._clock()
         for endpoint in list(self._endpoints.values()):
             queue = endpoint.queue
-            while queue and now - queue[0].queued_at > self._queue_seconds:
+            while queue and not queue[0].held:
+                # A batch's first job waits up to its max wait for the batch to fill, by design.
+                if now - queue[0].queued_at <= self._queue_seconds + queue[0].batch_wait:
+                    break
                 ticket = queue.popleft()
                 self._queued -= 1
-                wait = self._expected_wait(endpoint, len(queue) + 1, now)
+                wait = self._expected_wait(endpoint, self._requests_ahead(endpoint, ticket), now)
                 self._park_busy(endpoint, ticket, wait, now)
         self._update_room()
         if self._queued:
@@ -414,6 +501,11 @@ class Scheduler:
         at = now
         if head.rate is not None:
             at = max(at, head.slot or now, self._rates.start_after(head.webhook_id))
+        if head.pace is not None:
+            at = max(at, self._rates.start_after(head.webhook_id))
+        filling = head.batch_max > 1 and head.members is None
+        if filling and len(endpoint.queue) < head.batch_max:
+            at = max(at, head.queued_at + head.batch_wait)  # wait for the batch to fill
         return at
 
     def _wake_at(self, endpoint: _Endpoint, at: float) -> None:
@@ -427,6 +519,8 @@ class Scheduler:
 
     def _timer_fired(self, endpoint: _Endpoint) -> None:
         endpoint.timer = None
+        if endpoint.delayed:
+            self._release_delayed(endpoint, self._clock())
         self._make_ready(endpoint)
         self._pump()
 
@@ -445,14 +539,74 @@ class Scheduler:
             if at > now:
                 self._wake_at(endpoint, at)
                 continue
-            ticket = endpoint.queue.popleft()
-            self._queued -= 1
-            if ticket.stale is not None and ticket.stale():
-                ticket.settle()  # its partition moved to another worker, which sends it
-            else:
+            ticket = self._next_ticket(endpoint)
+            if ticket is not None:
                 self._start(endpoint, ticket, now)
             self._make_ready(endpoint)
         self._update_room()
+
+    def _next_ticket(self, endpoint: _Endpoint) -> Ticket | None:
+        """The head of the queue, or a batch of up to ``batch_max`` queued tickets; tickets
+        whose record is no longer this worker's are dropped unsent on the way."""
+        queue = endpoint.queue
+        chosen: list[Ticket] = []
+        limit = max(1, queue[0].batch_max) if queue[0].members is None else 1
+        while queue and len(chosen) < limit:
+            if chosen and (queue[0].members is not None or queue[0].batch_max <= 1):
+                break  # a pre-made batch (a retry) or an unbatched ticket goes alone
+            ticket = queue.popleft()
+            self._queued -= 1
+            if ticket.stale is not None and ticket.stale():
+                self._drop_stale(ticket)
+                continue
+            chosen.append(ticket)
+        if not chosen:
+            return None
+        # In the order they were produced: a job that came back from parking is queued behind
+        # later ones, and a key's events are in one partition, by offset.
+        chosen.sort(key=_production_order)
+        first = chosen[0]
+        if len(chosen) == 1 and (first.batch_max <= 1 or first.members is not None):
+            return first
+        return Ticket(
+            job=first.job,
+            history=[],
+            stage=first.stage,
+            endpoint=first.endpoint,
+            settle=_nothing,  # its members settle one by one
+            url=first.url,
+            batch_max=first.batch_max,
+            pace=first.pace,
+            members=chosen,
+        )
+
+    def _drop_stale(self, ticket: Ticket) -> None:
+        """A rebalance made its record another generation's: the partition's owner (another
+        worker, or this one again: Faust seeks a kept partition back to its committed offset)
+        reads it again and sends it, in order if ordered. The lane keeps only the tickets of
+        the current generation, already in order behind the dropped one; its new head goes."""
+        ticket.settle()
+        key = ticket.ordering_key
+        lane = self._lanes.get(key) if key is not None else None
+        if key is None or not lane or lane[0] is not ticket:
+            return
+        current: deque[Ticket] = deque()
+        for queued in list(lane)[1:]:
+            if queued.stale is not None and queued.stale():
+                queued.settle()  # never queued: nothing else will settle it
+            else:
+                current.append(queued)
+        if not current:
+            del self._lanes[key]
+            return
+        self._lanes[key] = current
+        # Soon, not now: this runs inside the dispatch loop, which must not re-enter itself.
+        asyncio.get_running_loop().call_soon(self._enqueue_lane_head, key, current[0])
+
+    def _enqueue_lane_head(self, key: str, head: Ticket) -> None:
+        lane = self._lanes.get(key)
+        if lane and lane[0] is head:
+            self._enqueue(self._endpoint(head.endpoint, head.webhook_id), head, self._clock())
 
     def _update_room(self) -> None:
         if self._queued < self._max_queued:
@@ -465,8 +619,9 @@ class Scheduler:
         ticket.sent_with = endpoint.in_flight
         self._in_flight += 1
         self._no_requests.clear()
-        if ticket.rate is not None:
-            self._rates.started(ticket.webhook_id, ticket.rate, now)
+        rate = ticket.rate if ticket.rate is not None else ticket.pace
+        if rate is not None:
+            self._rates.started(ticket.webhook_id, rate, now)
         task = asyncio.ensure_future(self._run(endpoint, ticket, now))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -485,11 +640,30 @@ class Scheduler:
             now = self._clock()
             endpoint.last_done = now
             self._learn(endpoint, attempted, started, now, ticket.sent_with)
-            ticket.settle()
+            if attempted.retry_at is not None and ticket.held and not self._stopping:
+                ticket.not_before = attempted.retry_at  # waits here, its lane held behind it
+                self._enqueue(endpoint, ticket, now)
+            else:
+                self._settled(ticket, now)
             self._make_ready(endpoint)
             self._pump()
             self._offer_room(endpoint, now)
             self._forget_if_idle(endpoint, now)
+
+    def _settled(self, ticket: Ticket, now: float) -> None:
+        """A ticket (or each member of a batch) is done with: settle it and let its lane's
+        next ticket go."""
+        for member in ticket.members or [ticket]:
+            member.settle()
+            key = member.ordering_key
+            lane = self._lanes.get(key) if key is not None else None
+            if key is not None and lane and lane[0] is member:
+                lane.popleft()
+                if lane:
+                    nxt = lane[0]
+                    self._enqueue(self._endpoint(nxt.endpoint, nxt.webhook_id), nxt, now)
+                else:
+                    del self._lanes[key]
 
     def _offer_room(self, endpoint: _Endpoint, now: float) -> None:
         if not self.on_room or now - endpoint.room_offered < ROOM_INTERVAL or self._stopping:

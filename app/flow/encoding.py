@@ -55,14 +55,22 @@ def form_pairs(payload: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def encode_request(
-    payload: dict[str, Any], url: str, method: HttpMethod, content_type: ContentType
+    payload: dict[str, Any] | list[dict[str, Any]],
+    url: str,
+    method: HttpMethod,
+    content_type: ContentType,
 ) -> EncodedRequest:
-    """Encode ``payload`` for ``url``.
+    """Encode ``payload`` for ``url`` (a list: a batch, JSON POST only).
 
     GET sends the payload as query parameters (after any the URL already has) and no body; it
     signs the request's whole query string (the bytes after ``?``), since a signature over an
     empty body would protect nothing. The URL must then be sent exactly as built.
     """
+    if isinstance(payload, list):
+        if method is not HttpMethod.POST or content_type is not ContentType.JSON:
+            raise ValueError("a batch is sent as a JSON POST only")
+        body = orjson.dumps(payload)
+        return EncodedRequest("POST", url, body, JSON_CONTENT_TYPE, body)
     if method is HttpMethod.GET:
         query = urlencode(form_pairs(payload))
         parts = urlsplit(url)

@@ -19,7 +19,7 @@ from app.flow.tracking import message_of
 from app.model.errors import InvalidInputError, describe_validation_error
 from app.model.events import EVENT_MODELS, EventBase, EventFamily, canonical_event_name
 from app.model.records import DeliveryJob, SourceRef
-from app.model.webhook_config import WebhookConfig
+from app.model.webhook_config import Ordering, WebhookConfig
 
 
 def parse_event(raw: bytes | None, family: EventFamily) -> tuple[EventBase, dict[str, Any]]:
@@ -75,15 +75,29 @@ def matches(webhook: WebhookConfig, event: EventBase) -> bool:
     return True
 
 
+def ordering_key(record_key: bytes | None) -> str | None:
+    """The text of an input record's key (hex when it is not UTF-8); None for no key: a record
+    without a key has no order to keep (Kafka spreads such records over partitions)."""
+    if record_key is None:
+        return None
+    try:
+        return record_key.decode()
+    except UnicodeDecodeError:
+        return "hex:" + record_key.hex()
+
+
 def jobs_for_event(
     event: EventBase,
     document: dict[str, Any],
     webhooks: Iterable[WebhookConfig],
     source: SourceRef,
     now: float,
+    record_key: bytes | None = None,
 ) -> list[DeliveryJob]:
-    """One job per matching webhook; the standard payload is built once and shared."""
+    """One job per matching webhook; the standard payload is built once and shared. A webhook
+    that orders by key gets the record's key on its job."""
     jobs: list[DeliveryJob] = []
+    key_text: str | None = None
     standard: dict[str, Any] | None = None
     for webhook in webhooks:
         if webhook.account_id != event.account_id or not matches(webhook, event):
@@ -104,6 +118,12 @@ def jobs_for_event(
                 created_at=now,
                 source=source,
                 message=message_of(document) if webhook.tracking else None,
+                ordering_key=(
+                    (key_text := key_text or ordering_key(record_key))
+                    if webhook.ordering is Ordering.KEY
+                    else None
+                ),
+                members=None,
             )
         )
     return jobs

@@ -34,6 +34,9 @@ from app.model.webhook_config import WebhookConfig, signing_key
 USER_AGENT = f"hookstream/{__version__}"
 EVENT_HEADER = "x-hookstream-event"
 ATTEMPT_HEADER = "x-hookstream-attempt"
+#: A batched request: ``x-hookstream-event: batch`` and the number of payloads in its array.
+BATCH_EVENT = "batch"
+BATCH_SIZE_HEADER = "x-hookstream-batch-size"
 #: Request headers that carry a credential: masked wherever a request is shown or logged.
 CREDENTIAL_HEADERS = frozenset({"authorization", TOKEN_HEADER})
 MASKED = "***"
@@ -107,7 +110,7 @@ class RequestPlan:
 
     def build(
         self,
-        payload: dict[str, Any],
+        payload: dict[str, Any] | list[dict[str, Any]],
         delivery_id: str,
         attempt: int,
         now: int,
@@ -124,6 +127,9 @@ class RequestPlan:
         }
         if request.content_type is not None:
             headers["content-type"] = request.content_type
+        if isinstance(payload, list):
+            headers[EVENT_HEADER] = BATCH_EVENT
+            headers[BATCH_SIZE_HEADER] = str(len(payload))
         secrets = webhook.signing_secrets(now)
         if secrets:  # keys are decoded once (signing_key is cached)
             headers["webhook-signature"] = " ".join(
@@ -208,7 +214,7 @@ class DeliveryClient:
         self,
         webhook: WebhookConfig,
         event: EventName,
-        payload: dict[str, Any],
+        payload: dict[str, Any] | list[dict[str, Any]],
         delivery_id: str,
         attempt: int,
         read_body: bool | None = None,

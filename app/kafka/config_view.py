@@ -114,7 +114,9 @@ class ConfigView:
                 self._remove(key.decode("utf-8", "replace"))
             return
         try:
-            config = parse_config_record(key, value, self._policy)
+            config = parse_config_record(
+                key, value, self._policy, tracking=self._settings.tracking_secret is not None
+            )
         except InvalidInputError as exc:
             log.debug("config view skips an invalid webhook config: %s", exc)
             return

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -44,17 +44,19 @@ async def scan_topic(
     decode: Callable[[bytes | None, bytes], T | None],
     window: int,
     timeout: float = 20.0,
-    key: bytes | None = None,
+    keys: Collection[bytes] | None = None,
     newest: int | None = None,
 ) -> Scan[T]:
     """Decoded records (``decode`` returns None to skip one) among the newest ``window`` of
-    each partition; only those with ``key`` when given; per partition at most the ``newest``
+    each partition; only those with one of ``keys`` when given; per partition at most the
+    ``newest``
     matches nearest its end when given. In no particular order: callers sort by their own
     time field (and keep their own ``newest``)."""
     consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     scan: Scan[T] = Scan()
     deadline = time.monotonic() + timeout
+    wanted = frozenset(keys) if keys is not None else None
     try:
         try:
             partitions = await topic_partitions(consumer, topic, timeout=5.0)
@@ -71,7 +73,7 @@ async def scan_topic(
             begin = ends[tp]
             while begin > floor and (newest is None or len(found) < newest):
                 begin = max(floor, begin - CHUNK)
-                chunk, complete = await _read(consumer, tp, begin, stop, deadline, decode, key)
+                chunk, complete = await _read(consumer, tp, begin, stop, deadline, decode, wanted)
                 found = chunk + found
                 if not complete:
                     scan.truncated = True
@@ -92,7 +94,7 @@ async def _read(
     stop: int | None,
     deadline: float,
     decode: Callable[[bytes | None, bytes], T | None],
-    key: bytes | None,
+    keys: frozenset[bytes] | None,
 ) -> tuple[list[T], bool]:
     """Matching records of ``tp`` from ``begin`` up to ``stop`` (or its high watermark), in
     offset order; and whether the range was read whole before ``deadline``."""
@@ -103,7 +105,7 @@ async def _read(
         for record in batches.get(tp, ()):
             if stop is not None and record.offset >= stop:
                 return found, True
-            if record.value is None or (key is not None and record.key != key):
+            if record.value is None or (keys is not None and record.key not in keys):
                 continue
             item = decode(record.key, record.value)
             if item is not None:

@@ -1,13 +1,14 @@
 """Listing and replaying dead letters (API ``/api/failed`` and ``hookstream replay``).
 
 A replay puts the dead letter's job back on ``deliveries`` untouched, so it keeps its delivery
-id (receivers that already got it can drop it) and starts again with a fresh retry budget.
+id (receivers that already got it can drop it) and starts again with a fresh retry budget. A
+dead batch puts back its members, which are batched again as they are sent.
 A delivery id that failed more than once is replayed once, from its newest dead letter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 
 import orjson
 from pydantic import ValidationError
@@ -29,17 +30,17 @@ def _decode_letter(key: bytes | None, value: bytes) -> DeadLetter | None:
 
 
 async def list_dead_letters(
-    settings: Settings, webhook_id: str | None = None, newest: int | None = None
+    settings: Settings, webhook_ids: Collection[str] | None = None, newest: int | None = None
 ) -> Scan[DeadLetter]:
     """Dead letters (newest first) among the newest records of ``deliveries.failed``: those of
-    ``webhook_id`` when given (filtered by record key, before decoding), the ``newest`` when
+    ``webhook_ids`` when given (filtered by record key, before decoding), the ``newest`` when
     given; ``truncated`` when the scan ran out of time."""
     scan = await scan_topic(
         settings,
         TopicCatalog.from_settings(settings).deliveries_failed,
         _decode_letter,
         settings.log_scan_records,
-        key=webhook_id.encode() if webhook_id is not None else None,
+        keys={w.encode() for w in webhook_ids} if webhook_ids is not None else None,
         newest=newest,
     )
     scan.items.sort(key=lambda x: x.failed_at, reverse=True)
@@ -76,6 +77,8 @@ def select(
 async def replay(letters: list[DeadLetter], send: Send) -> list[str]:
     """Put each letter's job back on ``deliveries``; return the delivery ids."""
     for letter in letters:
-        batch = DeliveryBatch(jobs=[letter.job])
+        # A dead batch replays its members (they are batched again as they are sent).
+        jobs = letter.job.members if letter.job.members is not None else [letter.job]
+        batch = DeliveryBatch(jobs=jobs)
         await send(letter.job.webhook_id.encode(), batch.to_bytes())
     return [letter.job.delivery_id for letter in letters]

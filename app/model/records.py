@@ -60,6 +60,16 @@ class DeliveryJob(_Record):
     message: dict[str, Any] | None = Field(
         None, description="Seed message fields, for the feedback token of tracking webhooks."
     )
+    ordering_key: str | None = Field(
+        None,
+        description="The input record's key when the webhook orders by key: jobs of one key are "
+        "delivered in the order their events were produced.",
+    )
+    members: list[DeliveryJob] | None = Field(
+        None,
+        description="A batch: the jobs it carries, in order (delivery_id is then the batch's id, "
+        "derived from theirs); sent as one request whose body is the array of their payloads.",
+    )
 
 
 class DeliveryBatch(_Record):
@@ -133,6 +143,9 @@ class AttemptRecord(_Record):
     response_body: str | None = Field(
         None, description="Response body (capped at 16 KiB) when the webhook logs bodies."
     )
+    members: list[str] | None = Field(
+        None, description="A batch's attempt: the delivery ids it carried, in order."
+    )
 
 
 class DeadLetter(_Record):
@@ -143,6 +156,11 @@ class DeadLetter(_Record):
     reason: str
     stage: str = Field(description="Where it failed: deliver, retry.N, ...")
     failed_at: float
+    order_continued: bool = Field(
+        False,
+        description="The webhook orders by key: the later jobs of this job's key went on after "
+        "it was dead-lettered.",
+    )
 
 
 class InvalidRecord(_Record):

@@ -97,6 +97,28 @@ class StaticMapping(BaseModel):
 Mapping = Annotated[PathMapping | StaticMapping, Field(union_mode="left_to_right")]
 
 
+class Ordering(StrEnum):
+    NONE = "none"
+    KEY = "key"
+
+
+class BatchConfig(BaseModel):
+    """Batched delivery: up to ``max_events`` payloads per request, as a JSON array."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_events: int = Field(ge=1, le=1000, description="Payloads in one request at most.")
+    max_wait_ms: int = Field(
+        ge=0, le=60_000, description="Longest the oldest payload waits for the batch to fill."
+    )
+
+
+def validation_context(policy: UrlPolicy, tracking: bool = True) -> dict[str, Any]:
+    """What a config is validated against on this deployment: its URL policy, and whether
+    feedback tokens can be issued (``tracking: true`` cannot work without a tracking secret)."""
+    return {"url_policy": policy, "tracking": tracking}
+
+
 def _validate_url(value: str, info: ValidationInfo) -> str:
     policy = (info.context or {}).get("url_policy", UrlPolicy())
     check_url(value, policy)
@@ -147,6 +169,14 @@ class WebhookConfig(BaseModel):
     disabled_reason: str | None = Field(
         None, description="Why hookstream set active to false (e.g. the endpoint said 410 Gone)."
     )
+    ordering: Ordering = Field(
+        Ordering.NONE,
+        description="key: events with the same input record key are delivered in the order they "
+        "were produced; a failing one holds the later ones of its key through its retries.",
+    )
+    batch: BatchConfig | None = Field(
+        None, description="Gather deliveries into one JSON-array request (JSON POST only)."
+    )
 
     @field_validator("id")
     @classmethod
@@ -196,9 +226,18 @@ class WebhookConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> WebhookConfig:
+    def _consistent(self, info: ValidationInfo) -> WebhookConfig:
+        if self.tracking and not (info.context or {}).get("tracking", True):
+            raise ValueError(
+                "tracking needs HOOKSTREAM_TRACKING_SECRET on the workers: without it no "
+                "feedback token can be sent"
+            )
         if self.auth is not None and self.method is HttpMethod.GET:
             raise ValueError("basic auth is available with POST only")
+        if self.batch is not None and (
+            self.method is not HttpMethod.POST or self.content_type is not ContentType.JSON
+        ):
+            raise ValueError("batch delivery is available with JSON POST only")
         if self.url is None:
             uncovered = [e for e in (self.events or list(EventName)) if e not in self.event_urls]
             if uncovered:
@@ -305,7 +344,9 @@ def redact_config_bytes(raw: bytes) -> bytes:
     return orjson.dumps(_redact(document))
 
 
-def parse_config_record(key: bytes | None, value: bytes, policy: UrlPolicy) -> WebhookConfig:
+def parse_config_record(
+    key: bytes | None, value: bytes, policy: UrlPolicy, tracking: bool = True
+) -> WebhookConfig:
     """Validate a record of the webhooks topic; :class:`InvalidInputError` says why it is bad."""
     try:
         document = orjson.loads(value)
@@ -314,7 +355,9 @@ def parse_config_record(key: bytes | None, value: bytes, policy: UrlPolicy) -> W
     if not isinstance(document, dict):
         raise InvalidInputError("webhook config must be a JSON object")
     try:
-        config = WebhookConfig.model_validate(document, context={"url_policy": policy})
+        config = WebhookConfig.model_validate(
+            document, context=validation_context(policy, tracking)
+        )
     except ValidationError as exc:
         raise InvalidInputError(f"webhook config: {describe_validation_error(exc)}") from None
     if key is not None and key.decode("utf-8", "replace") != config.id:

@@ -358,6 +358,10 @@ class Receiver:
         self.in_flight: dict[str, int] = {}
         self.peak_in_flight: dict[str, int] = {}
         self.shed: dict[str, int] = {}
+        #: Fail chosen events: path -> {payload "message_uid" -> how many more times to 500}.
+        self.fail_events: dict[str, dict[str, int]] = {}
+        #: Every (path, body) answered 200, in the order the answers were given.
+        self.succeeded: list[Received] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -396,6 +400,19 @@ class Receiver:
             self.in_flight[path] -= 1
         statuses = self._scripts.get(path)
         status = statuses.pop(0) if statuses else 200
+        failing = self.fail_events.get(path)
+        if failing and status == 200:
+            try:
+                body = orjson.loads(received.body)
+            except orjson.JSONDecodeError:
+                body = None
+            items = body if isinstance(body, list) else [body]  # a batch fails if one item does
+            for marker in [i.get("message_uid") for i in items if isinstance(i, dict)]:
+                if failing.get(marker, 0) > 0:
+                    failing[marker] -= 1
+                    status = 500
+        if status == 200:
+            self.succeeded.append(received)
         body = self.bodies.get(path, f"answered {status}".encode())
         return web.Response(status=status, body=body, headers=self.headers.get(path))
 

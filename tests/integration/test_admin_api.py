@@ -26,6 +26,7 @@ TOKEN = "admin-token-for-tests"
 SECRET = "whsec_" + base64.b64encode(b"admin-api-test-signing-key-32byt").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"a-rotated-signing-key-of-32bytes").decode()
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PORTAL_SECRET = "portal-key-for-tests"
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def api_pipeline(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         tmp_path_factory.mktemp("api"),
         HOOKSTREAM_ADMIN_TOKEN=TOKEN,
         HOOKSTREAM_TRACKING_SECRET="tracking-key-for-tests",
+        HOOKSTREAM_PORTAL_SECRET=PORTAL_SECRET,
     ) as pipeline:
         yield pipeline
 
@@ -597,3 +599,127 @@ async def test_health_is_503_until_the_config_view_is_loaded(broker: str, tmp_pa
     finally:
         pipeline.worker.stop()
     assert statuses[0] == 503 and statuses[-1] == 200 and set(statuses) == {503, 200}
+
+
+# -- portal links and the account-scoped API -------------------------------------------------
+async def _portal_link(api: Api, account: str, ttl: float = 3600) -> dict[str, str]:
+    """A portal link for ``account``, as the bearer header its page sends."""
+    status, link = await api.call(
+        "POST", "/api/portal-links", {"account_id": account, "ttl_seconds": ttl}
+    )
+    assert status == 201, link
+    assert link["url"].startswith(f"{api.base}/portal#token=") and link["expires_at"] > 0
+    return {"Authorization": f"Bearer {link['url'].split('#token=', 1)[1]}"}
+
+
+async def test_a_portal_link_reaches_its_own_account_and_nothing_else(
+    api: Api, receiver: Receiver
+) -> None:
+    mine, theirs = unique("acct_"), unique("acct_")
+    link = await _portal_link(api, mine)
+    status, other = await api.call(
+        "POST", "/api/webhooks", {"account_id": theirs, "url": receiver.url("/other")}
+    )
+    assert status == 201
+    # Creating through the link: the account is the link's, whatever the body says.
+    status, created = await api.call(
+        "POST", "/api/webhooks", {"url": receiver.url("/mine"), "name": "Mine"}, headers=link
+    )
+    assert status == 201 and created["account_id"] == mine
+    status, listed = await api.call("GET", "/api/webhooks", headers=link)
+    assert status == 200 and [w["id"] for w in listed["webhooks"]] == [created["id"]]
+    # Another account's webhook looks like one that does not exist, on every route.
+    for method, path, body in [
+        ("GET", f"/api/webhooks/{other['id']}", None),
+        ("PATCH", f"/api/webhooks/{other['id']}", {"active": False}),
+        ("PUT", f"/api/webhooks/{other['id']}", {"url": receiver.url("/x")}),
+        ("DELETE", f"/api/webhooks/{other['id']}", None),
+        ("GET", f"/api/webhooks/{other['id']}/attempts", None),
+        ("POST", f"/api/webhooks/{other['id']}/test", {"event": "message sent"}),
+        ("GET", f"/api/failed?webhook_id={other['id']}", None),
+        ("POST", "/api/failed/replay", {"webhook_id": other["id"]}),
+        ("GET", f"/api/webhooks?account_id={theirs}", None),
+        ("GET", f"/api/webhook-stats?account_id={theirs}", None),
+        ("POST", "/api/webhooks", {"account_id": theirs, "url": receiver.url("/y")}),
+        ("PATCH", f"/api/webhooks/{created['id']}", {"account_id": theirs}),
+    ]:
+        status, answer = await api.call(method, path, body, headers=link)
+        assert status == 404, (method, path, status, answer)
+    status, answer = await api.call(
+        "POST", "/api/webhooks", {"id": other["id"], "url": receiver.url("/z")}, headers=link
+    )
+    assert status == 422 and "id" in answer["error"]  # no probing for ids taken elsewhere
+    status, still = await api.call("GET", f"/api/webhooks/{other['id']}")
+    assert status == 200 and still["active"] is True and still["url"] == receiver.url("/other")
+    # A link is no admin token: it cannot make links.
+    status, _ = await api.call(
+        "POST", "/api/portal-links", {"account_id": theirs, "ttl_seconds": 60}, headers=link
+    )
+    assert status == 401
+    # The admin token still reaches everything.
+    status, listed = await api.call("GET", f"/api/webhooks?account_id={mine}")
+    assert status == 200 and [w["id"] for w in listed["webhooks"]] == [created["id"]]
+
+
+async def test_expired_and_forged_portal_tokens_are_401(api: Api) -> None:
+    import time
+
+    from app.flow.portal import issue_portal_token
+
+    account = unique("acct_")
+    expired = issue_portal_token(PORTAL_SECRET.encode(), account, time.time() - 1)
+    forged = issue_portal_token(b"some-other-key", account, time.time() + 3600)
+    valid = (await _portal_link(api, account))["Authorization"].split(" ", 1)[1]
+    claims, _, signature = valid.partition(".")
+    tampered = claims[:-2] + ("A" if claims[-2] != "A" else "B") + claims[-1] + "." + signature
+    for token, reason in [(expired, "expired"), (forged, ""), (tampered, "")]:
+        status, answer = await api.call(
+            "GET", "/api/webhooks", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert status == 401 and reason in answer["error"], answer
+    status, answer = await api.call(
+        "POST", "/api/portal-links", {"account_id": account, "ttl_seconds": 0}
+    )
+    assert status == 422
+
+
+async def test_the_portal_page_is_served_with_a_strict_policy(api: Api) -> None:
+    for path, ctype in [
+        ("/portal", "text/html"),
+        ("/portal/static/portal.js", "text/javascript"),
+        ("/portal/static/portal.css", "text/css"),
+    ]:
+        async with api.session.get(api.base + path) as response:
+            assert response.status == 200 and response.content_type == ctype
+            policy = response.headers["Content-Security-Policy"]
+            assert "default-src 'self'" in policy and "unsafe" not in policy
+    async with api.session.get(api.base + "/portal/static/..%2Fportal.py") as response:
+        assert response.status == 404
+
+
+async def test_tracking_without_a_tracking_secret_is_refused(strict_pipeline: Pipeline) -> None:
+    await strict_pipeline.worker.wait_ready()
+    base = f"http://127.0.0.1:{strict_pipeline.worker.web_port}"
+    config = {"account_id": unique("acct_"), "url": "https://hooks.example.com/t", "tracking": True}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(base + "/api/webhooks", json=config, headers=AUTH) as response,
+    ):
+        answer = await response.json()
+        assert response.status == 422 and "HOOKSTREAM_TRACKING_SECRET" in str(answer)
+    # On the topic: the config lands on events.invalid with the reason, and is not applied.
+    hook_id = unique("wh_trk_")
+    kafka = strict_pipeline.kafka
+    await kafka.send_json(strict_pipeline.catalog.webhooks, {**config, "id": hook_id}, key=hook_id)
+    [invalid] = await kafka.read(
+        strict_pipeline.catalog.events_invalid,
+        lambda v: v["key"] == hook_id,
+        timeout=30,
+    )
+    assert "HOOKSTREAM_TRACKING_SECRET" in invalid["error"] and invalid["stage"] == "webhooks"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{base}/api/webhooks/{hook_id}", headers=AUTH) as response,
+    ):
+        assert response.status == 404
+    await kafka.close()

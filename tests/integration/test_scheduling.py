@@ -98,6 +98,9 @@ async def test_an_endpoint_that_sheds_load_above_20_gets_everything_mostly_first
     await pipeline.kafka.put_webhooks([hook], pipeline.worker)
     events = 1000
     await _send(pipeline, hook["account_id"], events, "l")
+    # Slow start may overshoot once before the first 503s; what matters is where it settles.
+    await wait_until(lambda: receiver.count("/shed") >= events // 2, 120, "half delivered")
+    receiver.peak_in_flight["/shed"] = receiver.in_flight.get("/shed", 0)
     attempts = await wait_until(
         lambda: _delivered_attempts(pipeline, hook["id"], events),
         120,
@@ -107,7 +110,8 @@ async def test_an_endpoint_that_sheds_load_above_20_gets_everything_mostly_first
     first_time = sum(1 for a in attempts if a["result"]["attempt"] == 1)
     assert first_time >= 0.85 * events  # the limiter settled near 20: most succeed at once
     assert receiver.shed.get("/shed", 0) < 0.15 * len(receiver.at("/shed"))
-    assert receiver.peak_in_flight["/shed"] <= 40  # it did not keep pushing past what it takes
+    # In the second half it kept near what the endpoint takes, not pushing past it.
+    assert receiver.peak_in_flight["/shed"] <= 32
     assert await _records(pipeline, pipeline.catalog.deliveries_failed, {hook["id"]}) == []
 
 

@@ -383,3 +383,113 @@ async def test_room_waits_while_the_worker_holds_max_queued_jobs(queued: int) ->
     assert waiting.done() is (queued <= 10)
     release.set()
     await asyncio.wait_for(waiting, 5)
+
+
+# -- ordered lanes and batches --------------------------------------------------------------
+async def test_a_failing_head_holds_its_key_only_and_retries_here_in_order() -> None:
+    failures = {"k0": 2}  # the first event of key k0 fails twice
+    sent: list[tuple[str, int]] = []
+
+    async def endpoint(ticket: Ticket) -> Attempted:
+        key = ticket.ordering_key or ""
+        n = int(ticket.job.payload["n"])
+        sent.append((key, n))
+        if key.endswith("k0") and n == 0 and failures["k0"] > 0:
+            failures["k0"] -= 1
+            return Attempted(
+                Signal.CONGESTED, CircuitEffect.FAILURE, 0.001, retry_at=time.time() + 0.05
+            )
+        return OK
+
+    harness = Harness(endpoint, {"circuit_threshold": 1000})
+    for n in range(5):
+        for key in ("k0", "k1"):
+            ticket_job = job("w")
+            ticket_job = ticket_job.model_copy(update={"payload": {"n": n}})
+            harness.scheduler.submit(
+                Ticket(
+                    job=ticket_job,
+                    history=[],
+                    stage="deliver",
+                    endpoint="w https://w.example/",
+                    settle=lambda d=ticket_job.delivery_id: harness.settled.update([d]),
+                    ordering_key=f"w\x00{key}",
+                )
+            )
+    await harness.until(lambda: len(harness.settled) == 10)
+    per_key: dict[str, list[int]] = {}
+    for key, n in sent:
+        per_key.setdefault(key, []).append(n)
+    assert per_key["w\x00k0"] == [0, 0, 0, 1, 2, 3, 4]  # two failed tries of 0, then in order
+    assert per_key["w\x00k1"] == [0, 1, 2, 3, 4]
+    # k1 was not held by k0's retries: all of it went before k0's first retry.
+    first_retry = [i for i, (k, n) in enumerate(sent) if k.endswith("k0")][1]
+    assert max(i for i, (k, _) in enumerate(sent) if k.endswith("k1")) < first_retry
+    assert harness.settled_once() and not harness.parked
+
+
+async def test_a_lane_read_again_after_a_rebalance_on_the_same_worker_is_sent_in_order() -> None:
+    """Faust seeks a partition this worker keeps back to its committed offset: the lane then
+    holds the old generation's tickets and, behind them, the same events again. The old ones
+    are dropped and the new ones go, in order; none is left waiting forever."""
+    release = asyncio.Event()
+    generation = {"now": 1}
+    sent: list[tuple[int, int]] = []
+
+    async def endpoint(ticket: Ticket) -> Attempted:
+        sent.append((ticket.job.payload["gen"], ticket.job.payload["n"]))  # type: ignore[arg-type]
+        await release.wait()
+        return OK
+
+    harness = Harness(endpoint)
+
+    def submit(gen: int, n: int) -> None:
+        item = job("w").model_copy(update={"payload": {"gen": gen, "n": n}})
+        harness.scheduler.submit(
+            Ticket(
+                job=item,
+                history=[],
+                stage="deliver",
+                endpoint="w https://w.example/",
+                settle=lambda d=item.delivery_id: harness.settled.update([d]),
+                stale=lambda g=gen: g != generation["now"],
+                ordering_key="w\x00k",
+            )
+        )
+
+    for n in range(3):
+        submit(1, n)
+    await harness.until(lambda: len(sent) == 1)  # generation 1's head is in flight
+    generation["now"] = 2  # the rebalance: the partition is read again from event 0
+    for n in range(3):
+        submit(2, n)
+    release.set()
+    await harness.until(lambda: len(harness.settled) == 6)
+    assert sent == [(1, 0), (2, 0), (2, 1), (2, 2)]
+
+
+async def test_batches_carry_up_to_max_events_in_order_and_the_rest_after_the_wait() -> None:
+    batches: list[list[int]] = []
+
+    async def endpoint(ticket: Ticket) -> Attempted:
+        assert ticket.members is not None
+        batches.append([int(m.job.payload["n"]) for m in ticket.members])
+        return OK
+
+    harness = Harness(endpoint)
+    for n in range(250):
+        item = job("b").model_copy(update={"payload": {"n": n}})
+        harness.scheduler.submit(
+            Ticket(
+                job=item,
+                history=[],
+                stage="deliver",
+                endpoint="b https://b.example/",
+                settle=lambda d=item.delivery_id: harness.settled.update([d]),
+                batch_max=100,
+                batch_wait=0.05,
+            )
+        )
+    await harness.until(lambda: len(harness.settled) == 250)
+    assert [len(b) for b in batches] == [100, 100, 50]
+    assert [n for b in batches for n in b] == list(range(250))

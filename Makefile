@@ -59,8 +59,9 @@ lint: $(STAMP) ## ruff check + format check
 typecheck: $(STAMP) ## mypy --strict
 	$(BIN)/mypy app
 
-schemas: $(STAMP) ## regenerate schemas/ from the models
+schemas: $(STAMP) ## regenerate schemas/ (topic values, openapi.json) from the models
 	$(BIN)/python -m app.tools.schemas write schemas
+	$(BIN)/python -m app.api.spec write schemas/api/openapi.json
 
 bench: $(STAMP) ## the benchmark on ENGINE=tansu|kafka (not part of make test)
 	BENCH_ENGINE=$(ENGINE) $(BIN)/python -m bench

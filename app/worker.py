@@ -14,12 +14,23 @@ import faust
 
 from app.agents import deliver, ingest, webhooks
 from app.agents.deliver import scheduler
-from app.api import health, logs, portal, portal_links, track
+from app.api import health, logs, openapi, portal, portal_links, track
 from app.api import webhooks as webhooks_api
 from app.main import app, settings
 
 #: The modules imported for their registration side effects, named so the intent is explicit.
-REGISTERED = (deliver, ingest, webhooks, health, logs, portal, portal_links, track, webhooks_api)
+REGISTERED = (
+    deliver,
+    ingest,
+    webhooks,
+    health,
+    logs,
+    openapi,
+    portal,
+    portal_links,
+    track,
+    webhooks_api,
+)
 
 __all__ = ["REGISTERED", "Worker", "app"]
 

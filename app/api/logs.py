@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from app import metrics
 from app.api.access import account_of_request, load_webhook, synced, visible_webhook_ids
 from app.api.common import ApiError, api, parse_body
-from app.api.models import ReplayIn, ReplayOut, StatsOut, WebhookStats
+from app.api.models import AttemptsOut, FailedOut, ReplayIn, ReplayOut, StatsOut, WebhookStats
 from app.kafka.log_scan import scan_topic
 from app.kafka.replay import list_dead_letters, replay, select
 from app.main import app, settings
@@ -68,10 +68,7 @@ class Attempts(View):
         )
         records = sorted(scan.items, key=lambda r: r.result.at, reverse=True)[:limit]
         return self.json(
-            {
-                "attempts": [r.model_dump(mode="json") for r in records],
-                "truncated": scan.truncated,
-            }
+            AttemptsOut(attempts=records, truncated=scan.truncated).model_dump(mode="json")
         )
 
 
@@ -84,7 +81,7 @@ class Failed(View):
             settings, await _webhooks_asked(request.query.get("webhook_id")), newest=limit
         )
         return self.json(
-            {"failed": [x.model_dump(mode="json") for x in scan.items], "truncated": scan.truncated}
+            FailedOut(failed=scan.items, truncated=scan.truncated).model_dump(mode="json")
         )
 
 

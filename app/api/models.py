@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.model.events import EventName
+from app.model.records import AttemptRecord, DeadLetter
 from app.model.webhook_config import SECRET_PATHS, WebhookConfig, secret_at
 
 
@@ -264,3 +265,39 @@ class WebhookStats(BaseModel):
 class StatsOut(BaseModel):
     stats: dict[str, WebhookStats] = Field(description="By webhook id.")
     truncated: bool = False
+
+
+# -- envelopes of the list and status answers (so the OpenAPI document can name them) ------
+class WebhookListOut(BaseModel):
+    webhooks: list[WebhookOut]
+
+
+class AttemptsOut(BaseModel):
+    attempts: list[AttemptRecord] = Field(description="Newest first.")
+    truncated: bool = Field(description="The scan stopped before the start of the log.")
+
+
+class FailedOut(BaseModel):
+    failed: list[DeadLetter]
+    truncated: bool = Field(description="The scan stopped before the start of the topic.")
+
+
+class DeletedOut(BaseModel):
+    deleted: str = Field(description="The id of the deleted webhook.")
+
+
+class AcceptedOut(BaseModel):
+    accepted: Literal[True] = True
+    event_id: str = Field(description="The id of the event made from the report.")
+
+
+class FieldErrorOut(BaseModel):
+    field: str = Field(description="Dotted path of the field, e.g. auth.password.")
+    reason: str
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx and 5xx answer of the API."""
+
+    error: str
+    errors: list[FieldErrorOut] | None = Field(None, description="Per field, on a 422.")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from app import metrics
 from app.api.common import ApiError, api, json_body, unprocessable
-from app.api.models import TrackIn
+from app.api.models import AcceptedOut, TrackIn
 from app.flow.join import parse_event
 from app.flow.tracking import TokenError, verify_token
 from app.main import app, settings
@@ -66,4 +66,4 @@ class Track(View):
             raise ApiError(422, f"token message cannot make a {name.value} event: {exc}") from None
         await (await channels.events_messages.send(key=account_id.encode(), value=raw))
         metrics.feedback.labels(report.action).inc()
-        return self.json({"accepted": True, "event_id": event_id}, status=202)
+        return self.json(AcceptedOut(event_id=event_id).model_dump(mode="json"), status=202)

@@ -19,9 +19,11 @@ from pydantic import ValidationError
 from app.api.access import APPLY_TIMEOUT, account_of_request, load_webhook, synced
 from app.api.common import ApiError, api, current_caller, json_body, parse_body, unprocessable
 from app.api.models import (
+    DeletedOut,
     SecretRequiredError,
     TestIn,
     TestOut,
+    WebhookListOut,
     WebhookOut,
     merge_patch,
     merge_put,
@@ -89,7 +91,8 @@ class WebhookCollection(View):
         account_id = account_of_request(request.query.get("account_id"))
         await synced()
         hooks = sorted(config_view.for_account(account_id), key=lambda c: c.id)
-        return self.json({"webhooks": [WebhookOut.of(c).model_dump(mode="json") for c in hooks]})
+        listing = WebhookListOut(webhooks=[WebhookOut.of(c) for c in hooks])
+        return self.json(listing.model_dump(mode="json"))
 
     @api(accounts=True)
     async def post(self, request: Request) -> Response:
@@ -146,7 +149,7 @@ class WebhookItem(View):  # every method: admin or the webhook's own account
     async def delete(self, request: Request, webhook_id: str) -> Response:
         await load_webhook(webhook_id)
         await _write(webhook_id, None)
-        return self.json({"deleted": webhook_id})
+        return self.json(DeletedOut(deleted=webhook_id).model_dump(mode="json"))
 
 
 @app.page("/api/webhooks/{webhook_id}/test")

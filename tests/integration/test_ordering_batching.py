@@ -26,6 +26,10 @@ pytestmark = pytest.mark.slow
 SECRET = "whsec_" + base64.b64encode(b"ordering-and-batching-test-key!!").decode()
 TOKEN = "ordering-admin-token"
 KEYS, PER_KEY = 50, 20
+#: Once the clean keys are done, only the failing events' tries are sent, one failing round
+#: after another: the endpoint's circuit opens (as it should), and the default 30 s cooldown
+#: would only make the suite wait.
+SHORT_COOLDOWN = {"HOOKSTREAM_CIRCUIT_COOLDOWN": "2"}
 #: Keys whose 6th event fails its first two tries.
 FAILING = {f"key{k}" for k in range(0, 50, 5)}
 
@@ -36,6 +40,7 @@ def worker_of_module(broker: str, tmp_path_factory: pytest.TempPathFactory) -> I
         broker,
         tmp_path_factory.mktemp("ordering"),
         HOOKSTREAM_RETRY_DELAYS="3,3,3",
+        **SHORT_COOLDOWN,
         HOOKSTREAM_RETRY_JITTER="0",
         HOOKSTREAM_ADMIN_TOKEN=TOKEN,
     ) as pipeline:
@@ -164,7 +169,9 @@ async def test_a_dead_lettered_event_lets_its_key_go_on_and_says_so(
 async def test_order_holds_through_a_sigkill_of_the_worker(
     broker: str, tmp_path: Path, receiver: Receiver
 ) -> None:
-    with started_pipeline(broker, tmp_path, HOOKSTREAM_RETRY_DELAYS="2,2,2") as pipeline:
+    with started_pipeline(
+        broker, tmp_path, HOOKSTREAM_RETRY_DELAYS="2,2,2", **SHORT_COOLDOWN
+    ) as pipeline:
         worker = pipeline.worker
         await worker.wait_ready()
         account = unique("acct_")
@@ -196,7 +203,7 @@ async def test_order_holds_through_a_sigkill_of_the_worker(
 async def test_order_holds_across_two_workers_and_a_rebalance(
     broker: str, tmp_path: Path, receiver: Receiver
 ) -> None:
-    pipeline = make_pipeline(broker, tmp_path, HOOKSTREAM_RETRY_DELAYS="2,2,2")
+    pipeline = make_pipeline(broker, tmp_path, HOOKSTREAM_RETRY_DELAYS="2,2,2", **SHORT_COOLDOWN)
     second = WorkerProcess(
         env={**pipeline.worker.env, "HOOKSTREAM_DATA_DIR": str(tmp_path / "d2")},
         log_path=tmp_path / "worker2.log",

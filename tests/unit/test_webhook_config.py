@@ -51,6 +51,11 @@ def test_minimal_config_defaults() -> None:
         ({"custom_payload": []}, "at least one mapping"),
         ({"custom_payload": [{"field": "a", "value": 1}, {"field": "a", "path": "b"}]}, "twice"),
         ({"id": "../etc"}, "id must be"),
+        ({"batch": {"max_events": 10, "max_wait_ms": 0}, "method": "GET"}, "JSON POST only"),
+        ({"batch": {"max_events": 10, "max_wait_ms": 0}, "content_type": "form"}, "JSON POST only"),
+        ({"batch": {"max_events": 1001, "max_wait_ms": 0}}, "less than or equal to 1000"),
+        ({"batch": {"max_events": 10, "max_wait_ms": 60001}}, "less than or equal to 60000"),
+        ({"ordering": "time"}, "'none' or 'key'"),
         ({"surprise": 1}, "Extra inputs"),
     ],
 )
@@ -95,3 +100,11 @@ def test_config_record_errors_never_echo_the_secret() -> None:
         parse_config_record(b"wh_1", raw, STRICT)
     assert "x" * 7 not in str(info.value)
     assert "scheme" in str(info.value)
+
+
+def test_tracking_is_refused_where_no_tracking_secret_can_sign_its_tokens() -> None:
+    context = {"url_policy": STRICT, "tracking": False}
+    with pytest.raises(ValidationError) as info:
+        WebhookConfig.model_validate(config(tracking=True), context=context)
+    assert "HOOKSTREAM_TRACKING_SECRET" in str(info.value)
+    assert WebhookConfig.model_validate(config(tracking=False), context=context)

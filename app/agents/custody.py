@@ -10,16 +10,32 @@ never forward.
 A record whose partition was revoked meanwhile is not acknowledged: Faust would add its offset
 to the commit set of a partition that now belongs to another worker. Its jobs still queued are
 dropped unsent (the new owner reads the record again), which is what :meth:`stale` tells the
-scheduler.
+scheduler. A record of a partition this worker *kept* through the rebalance is not stale: Faust
+means to seek a kept partition back to its committed offset, but that seek covers every
+partition at once and fails as a whole when one of them was just revoked ("exception performing
+seek when flow not active", seen on Tansu), and then nothing reads those records again. So its
+jobs go on and are acknowledged; when the seek did happen, the records read again are sent once
+more, with the same delivery ids, behind the first ones (order per key holds).
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
 from app.main import app
+
+_assigned: tuple[int | None, frozenset[TP]] = (None, frozenset())
+
+
+def _assignment(generation: int) -> frozenset[TP]:
+    """This worker's partitions in ``generation`` (read once per generation: Faust sets the
+    generation when the new assignment is known)."""
+    global _assigned
+    if _assigned[0] != generation:
+        _assigned = (generation, frozenset(app.consumer.assignment()))
+    return _assigned[1]
 
 
 class Custody:
@@ -33,8 +49,11 @@ class Custody:
             self._ack()
 
     def stale(self) -> bool:
-        """True once a rebalance gave the record's partition to a new generation."""
-        return self._generation is not None and self._generation != app.consumer_generation_id
+        """True once a rebalance gave the record's partition to another worker."""
+        generation = app.consumer_generation_id
+        if self._generation is None or self._generation == generation:
+            return False
+        return self._event.message.tp not in _assignment(generation)
 
     def settle(self) -> None:
         """One job of the record is settled; the last one acknowledges the record."""

@@ -89,6 +89,24 @@ def _first_arrivals(requests: list[Received]) -> dict[str, list[int]]:
     return per_key
 
 
+async def _wait_all_delivered(receiver: Receiver, path: str, what: str) -> None:
+    """Wait until every ordered event succeeded once at ``path``; on a timeout, say which not."""
+    try:
+        await wait_until(
+            lambda: (
+                len({r.headers["webhook-id"] for r in receiver.succeeded if r.path == path})
+                >= KEYS * PER_KEY
+            ),
+            120,
+            what,
+        )
+    except AssertionError as exc:
+        got = {r.json()["message_uid"] for r in receiver.succeeded if r.path == path}
+        every = [f"key{k}:{n}" for k in range(KEYS) for n in range(PER_KEY)]
+        missing = [uid for uid in every if uid not in got]
+        raise AssertionError(f"{exc}; {len(missing)} never succeeded: {missing[:30]}") from None
+
+
 def _assert_in_order(receiver: Receiver, path: str) -> None:
     successes = [r for r in receiver.succeeded if r.path == path]
     per_key = _first_arrivals(successes)
@@ -112,11 +130,7 @@ async def test_each_key_arrives_in_production_order_and_failures_hold_only_their
     await ordering.kafka.send_json_many(
         ordering.catalog.events_messages, _ordered_events(account, "a")
     )
-    await wait_until(
-        lambda: len({r.headers["webhook-id"] for r in receiver.succeeded}) >= KEYS * PER_KEY,
-        120,
-        "every ordered event delivered",
-    )
+    await _wait_all_delivered(receiver, "/ord", "every ordered event delivered")
     _assert_in_order(receiver, "/ord")
     # A failed event held the later events of its key through its two retries...
     markers = [r.json()["message_uid"] for r in receiver.at("/ord")]
@@ -191,10 +205,8 @@ async def test_order_holds_through_a_sigkill_of_the_worker(
         worker.kill()
         worker.start()
         await worker.wait_ready()
-        await wait_until(
-            lambda: len({r.headers["webhook-id"] for r in receiver.succeeded}) >= KEYS * PER_KEY,
-            120,
-            "every ordered event delivered after the restart",
+        await _wait_all_delivered(
+            receiver, "/ordk", "every ordered event delivered after the restart"
         )
         _assert_in_order(receiver, "/ordk")
         await pipeline.kafka.close()
@@ -227,10 +239,8 @@ async def test_order_holds_across_two_workers_and_a_rebalance(
         await wait_until(lambda: len(receiver.succeeded) >= 200, 60, "deliveries under way")
         second.start()  # the group rebalances: some partitions move to the new worker
         await second.wait_ready()
-        await wait_until(
-            lambda: len({r.headers["webhook-id"] for r in receiver.succeeded}) >= KEYS * PER_KEY,
-            120,
-            "every ordered event delivered across the rebalance",
+        await _wait_all_delivered(
+            receiver, "/ordr", "every ordered event delivered across the rebalance"
         )
         _assert_in_order(receiver, "/ordr")
     finally:

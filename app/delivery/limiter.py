@@ -23,17 +23,8 @@ gets 50 deliveries/s whatever it could take), too high for one that is strugglin
   keeps a fast endpoint's limit steady when the worker's own event loop, not the endpoint, adds
   the milliseconds (at 8,000 deliveries/s a 1 ms endpoint measures 5-20 ms).
 
-- **Only where the endpoint is the wait**: it grows only while a round trip is well above the
-  worker's own event-loop lag (``LAG_FACTOR`` times it). When the worker is the bottleneck (its
-  CPU is busy), a fast endpoint's round trip is mostly that lag, and more requests in flight
-  only add connections and CPU: measured here, 10 fast endpoints at up to 256 in flight each
-  made 1,583 deliveries/s at 0.60 ms CPU each, at 32 each 2,404/s at 0.40 ms. A 1 s endpoint
-  beside them still grows (its round trip is hundreds of times the lag). (Also giving back one
-  per round trip while the lag dominates was tried: fast endpoints beside a 1 s one measured
-  0.39 and 0.68 of alone, against 0.97 without.)
-
 Between ``floor`` and ``ceiling`` (``HOOKSTREAM_ENDPOINT_MIN_IN_FLIGHT`` and
-``HOOKSTREAM_ENDPOINT_MAX_IN_FLIGHT``). Pure: the clock and the loop lag are passed in.
+``HOOKSTREAM_ENDPOINT_MAX_IN_FLIGHT``). Pure: the clock is passed in.
 """
 
 from __future__ import annotations
@@ -52,11 +43,6 @@ LONG_TERM = 0.005
 #: Consecutive samples the short-term average must stay high before it counts: a cluster of
 #: tail latencies (p99 2 s around a 250 ms median) is not an endpoint queuing our requests.
 LATENCY_STRIKES = 8
-#: A round trip must be this many times the worker's event-loop lag for the limit to grow.
-LAG_FACTOR = 4.0
-#: The lag assumed at least (timer granularity): a sub-millisecond endpoint of an idle worker
-#: does not need more in flight to keep up.
-MIN_LAG = 0.0002
 
 
 class Signal(Enum):
@@ -119,29 +105,21 @@ class AdaptiveLimit:
         now: float,
         in_flight: int,
         sent_with: int | None = None,
-        loop_lag: float = 0.0,
     ) -> None:
         """Update the limit with one finished attempt.
 
         ``started``: when it was sent (same clock as ``now``); ``in_flight``: requests still
         in flight to this endpoint, this one excluded; ``sent_with``: requests in flight when
-        it was sent, this one included; ``loop_lag``: the worker's current event-loop lag.
+        it was sent, this one included.
         """
         if signal is Signal.NONE:
             return
         if signal is Signal.OK:
             self._observe_rtt(rtt)
             if not self._latency_congested():
-                if in_flight + 1 < self.limit / 2:
-                    return  # only grow a limit that is in use
-                if rtt < LAG_FACTOR * max(loop_lag, MIN_LAG):
-                    # The worker, not the endpoint, is the wait: no growth, and slow start
-                    # ends here (as TCP's HyStart ends it when delay rises), so a later
-                    # quiet moment grows the limit gently instead of doubling past capacity.
-                    self.slow_start = False
-                    return
-                self.limit += 1.0 if self.slow_start else 1.0 / self.limit
-                self.limit = min(self.limit, float(self.ceiling))
+                if in_flight + 1 >= self.limit / 2:  # only grow a limit that is in use
+                    self.limit += 1.0 if self.slow_start else 1.0 / self.limit
+                    self.limit = min(self.limit, float(self.ceiling))
                 return
         if started >= self._cut_at:  # the first sign of this congestion: cut
             load = min(self.limit, float(sent_with)) if sent_with else self.limit

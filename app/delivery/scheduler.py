@@ -56,7 +56,6 @@ from enum import Enum, StrEnum
 
 from app.delivery.circuit import Circuit, State
 from app.delivery.limiter import AdaptiveLimit, Signal
-from app.delivery.loop_lag import LoopLag
 from app.delivery.rate_limit import RateLimiter
 from app.model.records import AttemptResult, DeliveryJob
 
@@ -241,7 +240,6 @@ class Scheduler:
         #: now instead of at their guessed time (a slow endpoint stays busy, none re-parked).
         self.on_room: list[Callable[[str, int], object]] = []
         self.parked_total = 0
-        self.loop_lag = LoopLag()
 
     # -- reads -------------------------------------------------------------------------------
     @property
@@ -615,7 +613,6 @@ class Scheduler:
             self._room.set()
 
     def _start(self, endpoint: _Endpoint, ticket: Ticket, now: float) -> None:
-        self.loop_lag.ensure_running()
         if not endpoint.in_flight:
             endpoint.last_done = now  # "nothing finished for a while" counts from here
         endpoint.in_flight += 1
@@ -688,13 +685,7 @@ class Scheduler:
         self, endpoint: _Endpoint, attempted: Attempted, started: float, now: float, sent_with: int
     ) -> None:
         endpoint.limit.on_sample(
-            attempted.signal,
-            started,
-            attempted.rtt,
-            now,
-            endpoint.in_flight,
-            sent_with,
-            loop_lag=self.loop_lag.value,
+            attempted.signal, started, attempted.rtt, now, endpoint.in_flight, sent_with
         )
         circuit = endpoint.circuit
         if attempted.circuit is CircuitEffect.SUCCESS:

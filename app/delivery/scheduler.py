@@ -562,12 +562,13 @@ class Scheduler:
             chosen.append(ticket)
         if not chosen:
             return None
-        # In the order they were produced: a job that came back from parking is queued behind
-        # later ones, and a key's events are in one partition, by offset.
-        chosen.sort(key=_production_order)
         first = chosen[0]
         if len(chosen) == 1 and (first.batch_max <= 1 or first.members is not None):
-            return first
+            return first  # the common case: one request, one job, nothing to order
+        # A batch's members in the order they were produced: a job that came back from
+        # parking is queued behind later ones, and a key's events are in one partition.
+        chosen.sort(key=_production_order)
+        first = chosen[0]
         return Ticket(
             job=first.job,
             history=[],

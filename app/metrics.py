@@ -87,6 +87,11 @@ attempt_duration = Histogram(
     registry=registry,
 )
 webhooks = Gauge("hookstream_webhooks", "Webhook configs in this worker's view.", registry=registry)
+parked_waiting = Gauge(
+    "hookstream_parked_waiting",
+    "Parked jobs read back and held in memory until they are due (at most parked_in_memory).",
+    registry=registry,
+)
 
 
 @lru_cache(maxsize=1024)

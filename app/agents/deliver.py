@@ -390,16 +390,19 @@ for _tier in channels.retry_tiers:
     _retry_agent(_tier)
 
 
+def _parked_ticket(event: EventT[bytes], parked: ParkedJob) -> Ticket:
+    return ticket_for(parked.job, parked.history, parked.stage, Custody(event, 1), parked)
+
+
 def _wake_parked(item: tuple[EventT[bytes], ParkedJob]) -> None:
-    """A parked record fell due (or its endpoint recovered): hand its job back."""
-    event, parked = item
-    custody = Custody(event, 1)
-    scheduler.submit(ticket_for(parked.job, parked.history, parked.stage, custody, parked))
+    """A parked record fell due (or its endpoint recovered, or has room): hand its job back."""
+    scheduler.submit(_parked_ticket(*item))
 
 
 parking_lane: DelayQueue[tuple[EventT[bytes], ParkedJob]] = DelayQueue(
     settings.parked_in_memory, _wake_parked
 )
+metrics.parked_waiting.set_function(lambda: len(parking_lane))
 
 
 def _endpoint_recovered(webhook_id: str) -> None:
@@ -419,6 +422,12 @@ async def parked(stream: StreamT[bytes]) -> None:
     async for event in unacknowledged(stream).events():
         item = await _decode(event, ParkedJob, "parked")
         if isinstance(item, ParkedJob):
+            if item.reason == ParkReason.BUSY.value:
+                # Its due time was a guess at when the endpoint has room: if it has now, go.
+                ticket = _parked_ticket(event, item)
+                if scheduler.room_for(ticket.endpoint) > 0:
+                    scheduler.submit(ticket)
+                    continue
             # A rate-limited job holds a reserved slot: it goes at its slot, never earlier.
             early = item.reason != ParkReason.RATE_LIMIT.value
             await parking_lane.put(item.job.webhook_id, item.due_at, (event, item), early)

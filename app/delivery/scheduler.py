@@ -666,17 +666,43 @@ class Scheduler:
                 else:
                     del self._lanes[key]
 
-    def _offer_room(self, endpoint: _Endpoint, now: float) -> None:
-        if not self.on_room or now - endpoint.room_offered < ROOM_INTERVAL or self._stopping:
-            return
+    def room_for(self, key: str) -> int:
+        """How many more jobs endpoint ``key`` (a ticket's ``endpoint``) would queue now rather
+        than park: 0 while its circuit is not closed, it is stalled, or the worker stops. A
+        parked job read back while its endpoint has room goes at once, not at its guessed time
+        (after a restart nothing else would wake it early: no request of its endpoint
+        finishes)."""
+        if self._stopping:
+            return 0
+        now = self._clock()
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            allowance = max(self._initial, int(self._initial / RTT_GUESS * self._queue_seconds))
+            return max(0, min(allowance, self._max_queued - self._queued))
+        return max(0, self._room_of(endpoint, now)[0])
+
+    def _room_of(self, endpoint: _Endpoint, now: float) -> tuple[int, int]:
+        """(room, allowance): the jobs ``endpoint`` can still queue, of the ``allowance`` it
+        sends within ``queue_seconds`` at its pace; no room unless it is healthy."""
         if endpoint.circuit.state(now) is not State.CLOSED:
-            return
+            return 0, 0
         rtt = endpoint.limit.smoothed_rtt or RTT_GUESS
+        if endpoint.in_flight and now - endpoint.last_done > max(self._queue_seconds, 2 * rtt):
+            return 0, 0  # stalled: what it was given is not coming back
         allowance = max(
             endpoint.limit.current, int(endpoint.limit.current / rtt * self._queue_seconds)
         )
-        room = min(allowance, self._max_queued - self._queued) - len(endpoint.queue)
-        if room < allowance // 2:
+        return min(allowance, self._max_queued - self._queued) - len(endpoint.queue), allowance
+
+    def _offer_room(self, endpoint: _Endpoint, now: float) -> None:
+        """Tell the listeners an endpoint has room (at most every ``ROOM_INTERVAL`` while it is
+        busy; always once it went idle, or its parked jobs would wait for their guessed time)."""
+        if not self.on_room or self._stopping:
+            return
+        if endpoint.busy and now - endpoint.room_offered < ROOM_INTERVAL:
+            return
+        room, allowance = self._room_of(endpoint, now)
+        if room <= 0 or room < allowance // 2:
             return
         endpoint.room_offered = now
         for listener in self.on_room:

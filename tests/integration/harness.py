@@ -118,6 +118,20 @@ class WorkerProcess:
 
         await wait_until(_applied, timeout, f"config view to apply {offsets}", interval=0.1)
 
+    async def metrics_text(self) -> str:
+        """The worker's /metrics page ("" when it does not answer)."""
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(
+                    f"http://127.0.0.1:{self.web_port}/metrics",
+                    timeout=aiohttp.ClientTimeout(total=5),
+                ) as resp,
+            ):
+                return await resp.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return ""
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)

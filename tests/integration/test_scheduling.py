@@ -58,6 +58,34 @@ async def _records(pipeline: Pipeline, topic: str, webhook_ids: set[str]) -> lis
     return (await scan_topic(settings, topic, mine, 1_000_000)).items
 
 
+async def _parked_state(pipeline: Pipeline, webhook_id: str, receiver: Receiver) -> str:
+    """What a parked-jobs test waits for, when it timed out: what was delivered, what is
+    parked (and due when), the worker's gauges and its log."""
+    delivered = set(receiver.ids.get("/pk", ()))
+    parked = await _records(pipeline, pipeline.catalog.deliveries_parked, {webhook_id})
+    waiting: dict[str, dict[str, Any]] = {}
+    for record in parked:
+        waiting[record["job"]["delivery_id"]] = record
+    undelivered = [r for d, r in waiting.items() if d not in delivered]
+    now = time.time()
+    dues = sorted(r["due_at"] - now for r in undelivered)
+    reasons = Counter(r["reason"] for r in undelivered)
+    parks = Counter(r["parks"] for r in undelivered)
+    metrics = await pipeline.worker.metrics_text()
+    gauges = "\n".join(
+        line
+        for line in metrics.splitlines()
+        if line.startswith(("hookstream_parked", "hookstream_jobs", "hookstream_requests"))
+    )
+    return (
+        f"delivered {len(delivered)}; parked records {len(parked)} for {len(waiting)} jobs, "
+        f"{len(undelivered)} of them never delivered; their due in s (first, median, last): "
+        f"{dues[:1]}, {dues[len(dues) // 2 : len(dues) // 2 + 1]}, {dues[-1:]}; "
+        f"reasons {dict(reasons)}; parks {dict(parks)}\n{gauges}\n"
+        f"--- worker log ---\n{pipeline.worker.log()[-6000:]}"
+    )
+
+
 async def _send(pipeline: Pipeline, account: str, count: int, tag: str, **extra: Any) -> None:
     await pipeline.kafka.send_json_many(
         pipeline.catalog.events_messages,
@@ -204,12 +232,16 @@ async def test_jobs_parked_in_thousands_survive_a_sigkill_and_are_all_delivered(
         started = time.time()
         worker.start()
         await worker.wait_ready()
-        await wait_until(
-            lambda: len(receiver.ids.get("/pk", ())) >= events,
-            180,
-            f"all {events} delivered after the restart",
-            interval=0.5,
-        )
+        try:
+            await wait_until(
+                lambda: len(receiver.ids.get("/pk", ())) >= events,
+                180,
+                f"all {events} delivered after the restart",
+                interval=0.5,
+            )
+        except AssertionError as exc:
+            state = await _parked_state(pipeline, hook["id"], receiver)
+            raise AssertionError(f"{exc}\n{state}") from None
         assert len({r.headers["webhook-id"] for r in receiver.at("/pk")}) == events
         assert any(r.at > started for r in receiver.at("/pk"))
         letters = await _records(pipeline, pipeline.catalog.deliveries_failed, {hook["id"]})

@@ -306,6 +306,48 @@ async def test_a_hung_endpoint_keeps_a_few_seconds_of_jobs_in_memory_and_parks_t
     assert harness.scheduler.in_flight == 4  # only the hung endpoint's requests still hang
 
 
+async def test_parked_jobs_are_offered_room_once_their_endpoint_goes_idle() -> None:
+    """The room offer is throttled while an endpoint is busy, but never skipped when its last
+    request finished: parked jobs would otherwise wait for their guessed due time."""
+    gate = asyncio.Event()
+
+    async def slow(ticket: Ticket) -> Attempted:
+        await gate.wait()
+        return OK
+
+    harness = Harness(slow, {"queue_seconds": 0.5, "endpoint_initial": 4})
+    offers: list[tuple[str, int]] = []
+    harness.scheduler.on_room.append(lambda webhook, room: offers.append((webhook, room)))
+    key = harness.submit().endpoint
+    assert harness.scheduler.room_for(key) > 0
+    for _ in range(99):
+        harness.submit()
+    await harness.until(lambda: len(harness.parked) > 0)
+    gate.set()  # everything finishes at once: the offers in between are throttled
+    await harness.until(lambda: harness.scheduler.in_flight == 0 and not harness.scheduler.queued)
+    assert offers, "no room offered although the endpoint went idle"
+    assert offers[-1][0] == "w" and offers[-1][1] == harness.scheduler.room_for(key)
+
+
+async def test_no_room_for_an_endpoint_whose_circuit_is_open_or_that_is_stalled() -> None:
+    async def dead(ticket: Ticket) -> Attempted:
+        return CONGESTED
+
+    harness = Harness(dead, {"circuit_threshold": 1, "circuit_cooldown": 60.0})
+    key = harness.submit("dead").endpoint
+    await harness.until(lambda: bool(harness.settled))
+    assert harness.scheduler.room_for(key) == 0  # its circuit is open
+
+    async def hung(ticket: Ticket) -> Attempted:
+        await asyncio.sleep(3600)
+        return OK
+
+    stalled = Harness(hung, {"queue_seconds": 0.05})
+    key = stalled.submit().endpoint
+    assert stalled.scheduler.room_for(key) > 0
+    await stalled.until(lambda: stalled.scheduler.room_for(key) == 0, timeout=5)
+
+
 async def test_a_rate_limited_burst_is_parked_once_per_job_until_its_own_slot() -> None:
     starts: list[float] = []
     loop = asyncio.get_running_loop()

@@ -4,9 +4,9 @@ Starts its own broker (embedded unless ``HOOKSTREAM_BROKER`` is set), a receiver
 loopback, and the workers under test; writes the figures to ``bench/results/<date>.json``.
 ``BENCH_EVENTS`` (default 100000) scales the event counts for a quicker run;
 ``BENCH_SCENARIOS`` (comma-separated: throughput, latency, isolation, fan-out, baseline,
-startup, restart, two-workers, ordered, batched, slow-endpoint, realistic; default all) runs
-only some. ``BENCH_ENGINE`` (``make bench
-ENGINE=kafka``) picks the broker it starts: tansu (default) or kafka.
+startup, restart, two-workers, ordered, batched, batched-baseline, slow-endpoint, realistic;
+default all) runs only some. ``BENCH_ENGINE`` (``make bench ENGINE=kafka``) picks the broker
+it starts: tansu (default) or kafka.
 """
 
 from __future__ import annotations
@@ -372,10 +372,14 @@ async def scenario_fan_out(bench: Bench, worker: Worker) -> None:
     )
 
 
-async def run_baseline(bench: Bench, run_id: str, tuned: bool) -> dict[str, Any]:
-    """The baseline agent (bare, or with hookstream's generic tuning) on a topic of its own:
-    the steady latency load first when latency is measured, then the throughput load."""
-    name = "tuned" if tuned else "bare"
+async def run_baseline(
+    bench: Bench, run_id: str, tuned: bool, batch: int = 0, compare: str = "throughput"
+) -> dict[str, Any]:
+    """The baseline agent (bare, or with hookstream's generic tuning; ``batch``: POSTing
+    arrays of up to that many events) on a topic of its own: the steady latency load first
+    when latency is measured, then the throughput load; ``hookstream_ratio`` is the
+    ``compare`` scenario's rate ÷ this."""
+    name = "batched" if batch > 1 else "tuned" if tuned else "bare"
     base_topic = f"bench{run_id}.baseline-{name}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bench.broker)
     await admin.start()
@@ -390,6 +394,7 @@ async def run_baseline(bench: Bench, run_id: str, tuned: bool) -> dict[str, Any]
         BENCH_APP_ID=f"bench-baseline-{name}-{run_id}",
         BENCH_URL=f"http://127.0.0.1:{bench.receiver_port}/baseline",
         BENCH_TUNED="1" if tuned else "0",
+        BENCH_BATCH=str(batch),
     )
     faust_bin = str(Path(sys.executable).parent / "faust")
     loop = ["-L", "uvloop"] if tuned else []
@@ -402,8 +407,8 @@ async def run_baseline(bench: Bench, run_id: str, tuned: bool) -> dict[str, Any]
     await bench.produce(base_topic, [(b"warm", message_event("warm", 0))])
     await bench.wait_count(1, 120)
     result: dict[str, Any] = {}
-    label = "tuned baseline" if tuned else "baseline"
-    if tuned and "latency" in SELECTED:
+    label = "batched baseline" if batch > 1 else "tuned baseline" if tuned else "baseline"
+    if tuned and batch <= 1 and "latency" in SELECTED:
         result["latency"] = await steady_latency(bench, base_topic, ["a"])
         report(f"{label} lat.", latency_line(result["latency"]))
     await bench.reset()
@@ -414,7 +419,7 @@ async def run_baseline(bench: Bench, run_id: str, tuned: bool) -> dict[str, Any]
     stats = await bench.wait_count(EVENTS, 600)
     elapsed = (stats["last"] or time.time()) - started
     base_rate = stats["count"] / elapsed
-    one = bench.results.get("throughput")
+    one = bench.results.get(compare)
     result.update(
         deliveries=stats["count"],
         seconds=round(elapsed, 2),
@@ -423,6 +428,8 @@ async def run_baseline(bench: Bench, run_id: str, tuned: bool) -> dict[str, Any]
         hookstream_ratio=round(one["deliveries_per_s"] / base_rate, 3) if one else None,
     )
     what = "Faust agent with hookstream's generic tuning" if tuned else "bare Faust agent"
+    if batch > 1:
+        what = f"the tuned agent POSTing arrays of up to {batch} events"
     report(
         label,
         f"{round(base_rate, 1):>8} deliveries/s  {what}; hookstream / this = "
@@ -437,6 +444,13 @@ async def scenario_baseline(bench: Bench, run_id: str) -> None:
     hookstream's generic Faust tuning: same broker, same receiver, same run."""
     bench.results["baseline"] = await run_baseline(bench, run_id, tuned=False)
     bench.results["tuned_baseline"] = await run_baseline(bench, run_id, tuned=True)
+
+
+async def scenario_batched_baseline(bench: Bench, run_id: str) -> None:
+    """The ceiling of a Faust worker that batches: the tuned bare agent POSTing arrays of up to
+    100 events (no join, payload, signing, custody), beside hookstream's ``batched``."""
+    result = await run_baseline(bench, run_id, tuned=True, batch=100, compare="batched")
+    bench.results["batched_baseline"] = result
 
 
 async def scenario_startup(bench: Bench, run_id: str) -> None:
@@ -726,6 +740,7 @@ WORKER_SCENARIOS = {
 OWN_SCENARIOS = {
     "latency": scenario_latency,
     "baseline": scenario_baseline,
+    "batched-baseline": scenario_batched_baseline,
     "startup": scenario_startup,
     "restart": scenario_restart,
     "two-workers": scenario_two_workers,
@@ -733,7 +748,7 @@ OWN_SCENARIOS = {
 #: The default run: every scenario (about 5.5 minutes here).
 DEFAULT_SCENARIOS = (
     "throughput,isolation,fan-out,ordered,batched,slow-endpoint,realistic,latency,baseline,"
-    "startup,restart,two-workers"
+    "batched-baseline,startup,restart,two-workers"
 )
 SELECTED = [
     s.strip() for s in os.environ.get("BENCH_SCENARIOS", DEFAULT_SCENARIOS).split(",") if s.strip()

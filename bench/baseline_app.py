@@ -47,8 +47,13 @@ topic = app.topic(
 URL = os.environ.get("BENCH_URL", "http://127.0.0.1:8080/baseline")
 
 
-@app.agent(topic, concurrency=50)
-async def forward(stream: faust.StreamT[bytes]) -> None:
+#: ``BENCH_BATCH`` > 1: POST the events as JSON arrays of up to that many (Faust's
+#: ``stream.take``, sent at latest 50 ms after the first): the ceiling of a batching worker.
+BATCH = int(os.environ.get("BENCH_BATCH", "0"))
+BATCH_WAIT = 0.05
+
+
+def _session_once() -> aiohttp.ClientSession:
     global _session
     if _session is None:
         if TUNED:
@@ -56,8 +61,22 @@ async def forward(stream: faust.StreamT[bytes]) -> None:
 
             tune_gc()
         _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    return _session
+
+
+@app.agent(topic, concurrency=4 if BATCH > 1 else 50)  # batching: 4 actors fill their batches
+async def forward(stream: faust.StreamT[bytes]) -> None:
+    session = _session_once()
+    if BATCH > 1:
+        async for values in stream.take(BATCH, within=BATCH_WAIT):
+            body = b"[" + b",".join(values) + b"]"
+            async with session.post(
+                URL, data=body, headers={"content-type": "application/json"}
+            ) as response:
+                await response.read()
+        return
     async for value in stream:
-        async with _session.post(
+        async with session.post(
             URL, data=value, headers={"content-type": "application/json"}
         ) as response:
             await response.read()

@@ -13,13 +13,20 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.integration.conftest import Pipeline, broker, engine, receiver, started_pipeline
-from tests.integration.harness import Kafka
+from tests.integration.conftest import (
+    Pipeline,
+    broker,
+    engine,
+    receiver,
+    started_pipeline,
+    with_own_client,
+)
 
 __all__ = ["broker", "engine", "receiver"]  # the integration suite's fixtures, shared
 
@@ -67,6 +74,15 @@ class Portal:
         ) as response:
             return response.status, await response.json()
 
+    async def create_webhook(
+        self, account: str, name: str, url: str, **fields: object
+    ) -> dict[str, Any]:
+        """A webhook of ``account`` made through the admin API (201, or the test fails)."""
+        body = {"account_id": account, "name": name, "url": url, **fields}
+        status, hook = await self.admin("POST", "/api/webhooks", body)
+        assert status == 201 and isinstance(hook, dict), hook
+        return hook
+
     async def link(self, account: str) -> str:
         status, answer = await self.admin(
             "POST", "/api/portal-links", {"account_id": account, "ttl_seconds": 600}
@@ -88,12 +104,11 @@ class Portal:
 
 @pytest.fixture
 async def portal(portal_worker: Pipeline) -> AsyncIterator[Portal]:
-    await portal_worker.worker.wait_ready()
-    # Clients of this test's event loop (a producer made in another test's loop would hang).
-    worker, catalog = portal_worker.worker, portal_worker.catalog
-    kafka = Kafka(portal_worker.kafka.broker, catalog)
-    pipeline = Pipeline(worker, kafka, catalog, portal_worker.settings)
-    async with async_playwright() as playwright, aiohttp.ClientSession() as session:
+    async with (
+        with_own_client(portal_worker) as pipeline,
+        async_playwright() as playwright,
+        aiohttp.ClientSession() as session,
+    ):
         browser = await playwright.chromium.launch(
             executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
         )
@@ -101,7 +116,6 @@ async def portal(portal_worker: Pipeline) -> AsyncIterator[Portal]:
             yield Portal(pipeline, session, browser)
         finally:
             await browser.close()
-            await kafka.close()
 
 
 async def screenshot(page: Page, name: str) -> None:

@@ -118,12 +118,7 @@ async def test_a_dead_letter_is_replayed_from_the_page_and_delivered(
     portal: Portal, receiver: Receiver
 ) -> None:
     account = unique("acct_")
-    status, hook = await portal.admin(
-        "POST",
-        "/api/webhooks",
-        {"account_id": account, "name": "Flaky", "url": receiver.url("/flaky"), "max_retries": 1},
-    )
-    assert status == 201 and isinstance(hook, dict)
+    hook = await portal.create_webhook(account, "Flaky", receiver.url("/flaky"), max_retries=1)
     receiver.script("/flaky", [500, 500])  # the first try and its one retry fail
     page = await portal.open(account)
     await _produce(portal, account)
@@ -148,11 +143,7 @@ async def test_test_connection_of_a_saved_webhook_shows_the_error(
     portal: Portal, receiver: Receiver
 ) -> None:
     account = unique("acct_")
-    await portal.admin(
-        "POST",
-        "/api/webhooks",
-        {"account_id": account, "name": "Down", "url": receiver.url("/down")},
-    )
+    await portal.create_webhook(account, "Down", receiver.url("/down"))
     receiver.script("/down", [503])
     page = await portal.open(account)
     await (await _row(page, "Down")).get_by_role("button", name="Test connection").click()
@@ -165,12 +156,7 @@ async def test_errors_from_the_api_appear_next_to_their_field(
     portal: Portal, receiver: Receiver
 ) -> None:
     account = unique("acct_")
-    status, hook = await portal.admin(
-        "POST",
-        "/api/webhooks",
-        {"account_id": account, "name": "Edit me", "url": receiver.url("/e")},
-    )
-    assert status == 201 and isinstance(hook, dict)
+    await portal.create_webhook(account, "Edit me", receiver.url("/e"))
     page = await portal.open(account)
     await (await _row(page, "Edit me")).get_by_role("button", name="Edit").click()
     await page.get_by_text("Advanced", exact=True).click()  # the form's advanced settings
@@ -182,10 +168,7 @@ async def test_errors_from_the_api_appear_next_to_their_field(
 
 async def test_a_link_reaches_only_its_own_account(portal: Portal, receiver: Receiver) -> None:
     mine, theirs = unique("acct_"), unique("acct_")
-    _, other = await portal.admin(
-        "POST", "/api/webhooks", {"account_id": theirs, "name": "Theirs", "url": receiver.url("/t")}
-    )
-    assert isinstance(other, dict)
+    other = await portal.create_webhook(theirs, "Theirs", receiver.url("/t"))
     page = await portal.open(mine)
     await expect(page.get_by_text("No webhook yet.", exact=False)).to_be_visible()
     await page.evaluate(f"location.hash = 'edit/{other['id']}'")
@@ -199,18 +182,13 @@ async def test_account_text_is_shown_as_text_and_secrets_never_reach_the_page(
     portal: Portal, receiver: Receiver
 ) -> None:
     account = unique("acct_")
-    status, hook = await portal.admin(
-        "POST",
-        "/api/webhooks",
-        {
-            "account_id": account,
-            "name": XSS,
-            "url": receiver.url("/x"),
-            "secret": SECRET,
-            "auth": {"type": "basic", "username": "crm", "password": PASSWORD},
-        },
+    await portal.create_webhook(
+        account,
+        XSS,
+        receiver.url("/x"),
+        secret=SECRET,
+        auth={"type": "basic", "username": "crm", "password": PASSWORD},
     )
-    assert status == 201 and isinstance(hook, dict)
     dialogs: list[str] = []
     page = await portal.open(account, width=390)
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))

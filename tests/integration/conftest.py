@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,12 +143,22 @@ async def fresh_pipeline(broker: str, tmp_path: Path) -> AsyncIterator[Pipeline]
         await pipeline.kafka.close()
 
 
+@asynccontextmanager
+async def with_own_client(shared: Pipeline) -> AsyncIterator[Pipeline]:
+    """A module's shared worker, ready, with a Kafka client of the calling test's event loop
+    (a producer made in another test's loop would hang), closed after it."""
+    await shared.worker.wait_ready()
+    kafka = Kafka(shared.kafka.broker, shared.catalog)
+    try:
+        yield Pipeline(shared.worker, kafka, shared.catalog, shared.settings)
+    finally:
+        await kafka.close()
+
+
 @pytest.fixture
 async def pipeline(module_pipeline: Pipeline) -> AsyncIterator[Pipeline]:
-    await module_pipeline.worker.wait_ready()
-    kafka = Kafka(module_pipeline.kafka.broker, module_pipeline.catalog)
-    yield Pipeline(module_pipeline.worker, kafka, module_pipeline.catalog, module_pipeline.settings)
-    await kafka.close()
+    async with with_own_client(module_pipeline) as own:
+        yield own
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
-from tests.integration.conftest import Pipeline, make_pipeline, started_pipeline
-from tests.integration.harness import Kafka, Received, Receiver, WorkerProcess, unique, wait_until
+from tests.integration.conftest import Pipeline, make_pipeline, started_pipeline, with_own_client
+from tests.integration.harness import Received, Receiver, WorkerProcess, unique, wait_until
 from tests.seed_bodies import input_event
 
 pytestmark = pytest.mark.slow
@@ -49,12 +49,8 @@ def worker_of_module(broker: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture
 async def ordering(worker_of_module: Pipeline) -> AsyncIterator[Pipeline]:
-    await worker_of_module.worker.wait_ready()
-    kafka = Kafka(worker_of_module.kafka.broker, worker_of_module.catalog)
-    yield Pipeline(
-        worker_of_module.worker, kafka, worker_of_module.catalog, worker_of_module.settings
-    )
-    await kafka.close()
+    async with with_own_client(worker_of_module) as own:
+        yield own
 
 
 def _ordered_events(account: str, tag: str) -> list[tuple[str, dict[str, Any]]]:

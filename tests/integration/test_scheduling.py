@@ -14,11 +14,12 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.kafka.log_scan import scan_topic
 from app.settings import Settings
-from tests.integration.conftest import Pipeline, started_pipeline
-from tests.integration.harness import Kafka, Receiver, unique, wait_until
+from tests.integration.conftest import Pipeline, started_pipeline, with_own_client
+from tests.integration.harness import Receiver, unique, wait_until
 from tests.seed_bodies import input_event
 
 pytestmark = pytest.mark.slow
@@ -38,12 +39,8 @@ def scheduling_worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture
 async def scheduling(scheduling_worker: Pipeline) -> AsyncIterator[Pipeline]:
     """The module's worker, with a Kafka client of the test's own (closed after it)."""
-    await scheduling_worker.worker.wait_ready()
-    kafka = Kafka(scheduling_worker.kafka.broker, scheduling_worker.catalog)
-    yield Pipeline(
-        scheduling_worker.worker, kafka, scheduling_worker.catalog, scheduling_worker.settings
-    )
-    await kafka.close()
+    async with with_own_client(scheduling_worker) as own:
+        yield own
 
 
 async def _records(pipeline: Pipeline, topic: str, webhook_ids: set[str]) -> list[dict[str, Any]]:
@@ -58,30 +55,62 @@ async def _records(pipeline: Pipeline, topic: str, webhook_ids: set[str]) -> lis
     return (await scan_topic(settings, topic, mine, 1_000_000)).items
 
 
+async def _group_lag(pipeline: Pipeline, topics: list[str]) -> dict[str, int]:
+    """Per topic: records after the worker group's committed offsets (its consumer lag)."""
+    settings = pipeline.settings
+    group = pipeline.worker.env["HOOKSTREAM_APP_ID"]  # the worker's, not the test's default
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=pipeline.kafka.broker, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        lag: dict[str, int] = {}
+        for topic in topics:
+            tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+            ends = await consumer.end_offsets(tps)
+            lag[topic] = 0
+            for tp in tps:
+                lag[topic] += ends[tp] - (await consumer.committed(tp) or 0)
+        return lag
+    finally:
+        await consumer.stop()
+
+
 async def _parked_state(pipeline: Pipeline, webhook_id: str, receiver: Receiver) -> str:
     """What a parked-jobs test waits for, when it timed out: what was delivered, what is
-    parked (and due when), the worker's gauges and its log."""
+    parked (and due when), what the worker holds and counted, the group's lag, its log."""
     delivered = set(receiver.ids.get("/pk", ()))
-    parked = await _records(pipeline, pipeline.catalog.deliveries_parked, {webhook_id})
-    waiting: dict[str, dict[str, Any]] = {}
-    for record in parked:
-        waiting[record["job"]["delivery_id"]] = record
-    undelivered = [r for d, r in waiting.items() if d not in delivered]
+    settings = Settings(broker=f"kafka://{pipeline.kafka.broker}")
+    catalog = pipeline.catalog
+
+    def mine(_key: bytes | None, value: bytes) -> dict[str, Any] | None:
+        document = orjson.loads(value)
+        return document if document.get("job", {}).get("webhook_id") == webhook_id else None
+
+    scan = await scan_topic(settings, catalog.deliveries_parked, mine, 1_000_000, timeout=60)
+    latest: dict[str, dict[str, Any]] = {}
+    for record in scan.items:
+        latest[record["job"]["delivery_id"]] = record
+    undelivered = [r for d, r in latest.items() if d not in delivered]
     now = time.time()
-    dues = sorted(r["due_at"] - now for r in undelivered)
+    dues = sorted(round(r["due_at"] - now, 1) for r in undelivered)
     reasons = Counter(r["reason"] for r in undelivered)
-    parks = Counter(r["parks"] for r in undelivered)
+    letters = await _records(pipeline, catalog.deliveries_failed, {webhook_id})
     metrics = await pipeline.worker.metrics_text()
-    gauges = "\n".join(
+    counters = "\n".join(
         line
         for line in metrics.splitlines()
-        if line.startswith(("hookstream_parked", "hookstream_jobs", "hookstream_requests"))
+        if line.startswith("hookstream_")
+        and "_bucket" not in line
+        and "_created" not in line
+        and "endpoint_limits" not in line
     )
+    lag = await _group_lag(pipeline, [catalog.events_messages, catalog.deliveries_parked])
     return (
-        f"delivered {len(delivered)}; parked records {len(parked)} for {len(waiting)} jobs, "
-        f"{len(undelivered)} of them never delivered; their due in s (first, median, last): "
-        f"{dues[:1]}, {dues[len(dues) // 2 : len(dues) // 2 + 1]}, {dues[-1:]}; "
-        f"reasons {dict(reasons)}; parks {dict(parks)}\n{gauges}\n"
+        f"delivered {len(delivered)}; parked records {len(scan.items)} for {len(latest)} jobs"
+        f"{' (scan truncated)' if scan.truncated else ''}, {len(undelivered)} of them never "
+        f"delivered, due in s {dues[:5]}..{dues[-5:]}, reasons {dict(reasons)}; dead letters "
+        f"{len(letters)}; group lag {lag}\n{counters}\n"
         f"--- worker log ---\n{pipeline.worker.log()[-6000:]}"
     )
 
@@ -240,7 +269,10 @@ async def test_jobs_parked_in_thousands_survive_a_sigkill_and_are_all_delivered(
                 interval=0.5,
             )
         except AssertionError as exc:
-            state = await _parked_state(pipeline, hook["id"], receiver)
+            try:
+                state = await _parked_state(pipeline, hook["id"], receiver)
+            except Exception as failure:  # the timeout is the finding; this only explains it
+                state = f"(no diagnostics: {failure!r})"
             raise AssertionError(f"{exc}\n{state}") from None
         assert len({r.headers["webhook-id"] for r in receiver.at("/pk")}) == events
         assert any(r.at > started for r in receiver.at("/pk"))

@@ -79,8 +79,11 @@ class Harness:
         }
         self.scheduler = Scheduler(send=send, park=park, **options)  # type: ignore[arg-type]
 
-    def submit(self, webhook: str = "w", **fields: object) -> Ticket:
-        item = job(webhook)
+    def submit(
+        self, webhook: str = "w", item: DeliveryJob | None = None, **fields: object
+    ) -> Ticket:
+        """Submit ``item`` (a new job by default) to ``webhook``'s endpoint, with ``fields``."""
+        item = item if item is not None else job(webhook)
         ticket = Ticket(
             job=item,
             history=[],
@@ -446,18 +449,8 @@ async def test_a_failing_head_holds_its_key_only_and_retries_here_in_order() -> 
     harness = Harness(endpoint, {"circuit_threshold": 1000})
     for n in range(5):
         for key in ("k0", "k1"):
-            ticket_job = job("w")
-            ticket_job = ticket_job.model_copy(update={"payload": {"n": n}})
-            harness.scheduler.submit(
-                Ticket(
-                    job=ticket_job,
-                    history=[],
-                    stage="deliver",
-                    endpoint="w https://w.example/",
-                    settle=lambda d=ticket_job.delivery_id: harness.settled.update([d]),
-                    ordering_key=f"w\x00{key}",
-                )
-            )
+            item = job("w").model_copy(update={"payload": {"n": n}})
+            harness.submit("w", item, ordering_key=f"w\x00{key}")
     await harness.until(lambda: len(harness.settled) == 10)
     per_key: dict[str, list[int]] = {}
     for key, n in sent:
@@ -487,17 +480,7 @@ async def test_a_lane_read_again_after_a_rebalance_on_the_same_worker_is_sent_in
 
     def submit(gen: int, n: int) -> None:
         item = job("w").model_copy(update={"payload": {"gen": gen, "n": n}})
-        harness.scheduler.submit(
-            Ticket(
-                job=item,
-                history=[],
-                stage="deliver",
-                endpoint="w https://w.example/",
-                settle=lambda d=item.delivery_id: harness.settled.update([d]),
-                stale=lambda g=gen: g != generation["now"],
-                ordering_key="w\x00k",
-            )
-        )
+        harness.submit("w", item, stale=lambda: gen != generation["now"], ordering_key="w\x00k")
 
     for n in range(3):
         submit(1, n)
@@ -521,17 +504,7 @@ async def test_batches_carry_up_to_max_events_in_order_and_the_rest_after_the_wa
     harness = Harness(endpoint)
     for n in range(250):
         item = job("b").model_copy(update={"payload": {"n": n}})
-        harness.scheduler.submit(
-            Ticket(
-                job=item,
-                history=[],
-                stage="deliver",
-                endpoint="b https://b.example/",
-                settle=lambda d=item.delivery_id: harness.settled.update([d]),
-                batch_max=100,
-                batch_wait=0.05,
-            )
-        )
+        harness.submit("b", item, batch_max=100, batch_wait=0.05)
     await harness.until(lambda: len(harness.settled) == 250)
     assert [len(b) for b in batches] == [100, 100, 50]
     assert [n for b in batches for n in b] == list(range(250))

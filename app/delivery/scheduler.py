@@ -157,6 +157,9 @@ class _Endpoint:
     timer_at: float = 0.0
     last_done: float = 0.0  # when a request last finished (or the first was sent)
     room_offered: float = 0.0
+    #: Its last finished request succeeded (a new endpoint is presumed healthy): only then
+    #: are parked jobs offered its room early (a hung one's would only time out).
+    answering: bool = True
 
     @property
     def busy(self) -> bool:
@@ -668,10 +671,10 @@ class Scheduler:
 
     def room_for(self, key: str) -> int:
         """How many more jobs endpoint ``key`` (a ticket's ``endpoint``) would queue now rather
-        than park: 0 while its circuit is not closed, it is stalled, or the worker stops. A
-        parked job read back while its endpoint has room goes at once, not at its guessed time
-        (after a restart nothing else would wake it early: no request of its endpoint
-        finishes)."""
+        than park: 0 while its circuit is not closed, it is stalled, its last request failed,
+        or the worker stops. A parked job read back while its endpoint has room goes at once,
+        not at its guessed time (after a restart nothing else would wake it early: no request
+        of its endpoint finishes)."""
         if self._stopping:
             return 0
         now = self._clock()
@@ -684,7 +687,7 @@ class Scheduler:
     def _room_of(self, endpoint: _Endpoint, now: float) -> tuple[int, int]:
         """(room, allowance): the jobs ``endpoint`` can still queue, of the ``allowance`` it
         sends within ``queue_seconds`` at its pace; no room unless it is healthy."""
-        if endpoint.circuit.state(now) is not State.CLOSED:
+        if not endpoint.answering or endpoint.circuit.state(now) is not State.CLOSED:
             return 0, 0
         rtt = endpoint.limit.smoothed_rtt or RTT_GUESS
         if endpoint.in_flight and now - endpoint.last_done > max(self._queue_seconds, 2 * rtt):
@@ -714,6 +717,8 @@ class Scheduler:
         endpoint.limit.on_sample(
             attempted.signal, started, attempted.rtt, now, endpoint.in_flight, sent_with
         )
+        if attempted.signal is not Signal.NONE:
+            endpoint.answering = attempted.signal is Signal.OK
         circuit = endpoint.circuit
         if attempted.circuit is CircuitEffect.SUCCESS:
             if circuit.on_success():

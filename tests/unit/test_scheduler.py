@@ -332,7 +332,9 @@ async def test_parked_jobs_are_offered_room_once_their_endpoint_goes_idle() -> N
     assert offers[-1][0] == "w" and offers[-1][1] == harness.scheduler.room_for(key)
 
 
-async def test_no_room_for_an_endpoint_whose_circuit_is_open_or_that_is_stalled() -> None:
+async def test_no_room_for_an_endpoint_that_fails_whose_circuit_is_open_or_that_is_stalled() -> (
+    None
+):
     async def dead(ticket: Ticket) -> Attempted:
         return CONGESTED
 
@@ -340,6 +342,20 @@ async def test_no_room_for_an_endpoint_whose_circuit_is_open_or_that_is_stalled(
     key = harness.submit("dead").endpoint
     await harness.until(lambda: bool(harness.settled))
     assert harness.scheduler.room_for(key) == 0  # its circuit is open
+
+    answers = [CONGESTED]
+
+    async def timing_out(ticket: Ticket) -> Attempted:
+        return answers[0]
+
+    failing = Harness(timing_out, {"circuit_threshold": 1000})
+    key = failing.submit().endpoint
+    await failing.until(lambda: bool(failing.settled))
+    assert failing.scheduler.room_for(key) == 0  # closed circuit, but its last request failed
+    answers[0] = OK
+    failing.submit()
+    await failing.until(lambda: len(failing.settled) == 2)
+    assert failing.scheduler.room_for(key) > 0  # it answers again
 
     async def hung(ticket: Ticket) -> Attempted:
         await asyncio.sleep(3600)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -53,6 +54,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from app.settings import get_settings
 
 SCHEME = "hookstream"
+log = logging.getLogger(__name__)
 
 #: Awaited, in order, before every producer flush (and so before every offset commit).
 before_flush: list[Callable[[], Awaitable[None]]] = []
@@ -136,6 +138,16 @@ class Consumer(faust_aiokafka.Consumer):
                     if last is not None and offset < last:
                         continue  # already read (a re-fetch after a seek)
                     if last and offset - last > 1 and acks_enabled_for(message.topic):
+                        # Offsets with no record (a transaction marker, a compacted record)
+                        # count as acknowledged: a gap in a plain topic would be records lost
+                        # between the broker and us, so it is said.
+                        log.warning(
+                            "%s[%d]: no records at offsets %d..%d; committing past them",
+                            tp.topic,
+                            tp.partition,
+                            last + 1,
+                            offset - 1,
+                        )
                         await self._add_gap(tp, last + 1, offset)
                     if self._commit_every is not None and self._n_acked >= self._commit_every:
                         self._n_acked = 0

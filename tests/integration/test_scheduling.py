@@ -16,7 +16,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.flow.join import delivery_id, parse_event
 from app.kafka.log_scan import scan_topic
+from app.model.events import EventFamily
+from app.model.records import SourceRef
 from app.settings import Settings
 from tests.integration.conftest import Pipeline, started_pipeline, with_own_client
 from tests.integration.harness import Receiver, unique, wait_until
@@ -76,6 +79,34 @@ async def _group_lag(pipeline: Pipeline, topics: list[str]) -> dict[str, int]:
         await consumer.stop()
 
 
+async def _never_delivered_events(
+    pipeline: Pipeline, webhook_id: str, delivered: set[str]
+) -> dict[int, str]:
+    """Where the input records of the jobs never delivered are: partition -> offsets."""
+    topic = pipeline.catalog.events_messages
+    consumer = AIOKafkaConsumer(bootstrap_servers=pipeline.kafka.broker)
+    await consumer.start()
+    found: dict[int, list[int]] = {}
+    try:
+        for partition in range(pipeline.settings.partitions):
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                batch = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
+                if not batch:
+                    break
+                for record in batch:
+                    event, _ = parse_event(record.value, EventFamily.MESSAGES)
+                    source = SourceRef(topic=topic, partition=partition, offset=record.offset)
+                    if delivery_id(event, webhook_id, source) not in delivered:
+                        found.setdefault(partition, []).append(record.offset)
+    finally:
+        await consumer.stop()
+    return {p: f"{len(o)} in {min(o)}..{max(o)}" for p, o in found.items()}
+
+
 async def _parked_state(pipeline: Pipeline, webhook_id: str, receiver: Receiver) -> str:
     """What a parked-jobs test waits for, when it timed out: what was delivered, what is
     parked (and due when), what the worker holds and counted, the group's lag, its log."""
@@ -106,11 +137,13 @@ async def _parked_state(pipeline: Pipeline, webhook_id: str, receiver: Receiver)
         and "endpoint_limits" not in line
     )
     lag = await _group_lag(pipeline, [catalog.events_messages, catalog.deliveries_parked])
+    never = await _never_delivered_events(pipeline, webhook_id, delivered)
     return (
         f"delivered {len(delivered)}; parked records {len(scan.items)} for {len(latest)} jobs"
         f"{' (scan truncated)' if scan.truncated else ''}, {len(undelivered)} of them never "
         f"delivered, due in s {dues[:5]}..{dues[-5:]}, reasons {dict(reasons)}; dead letters "
-        f"{len(letters)}; group lag {lag}\n{counters}\n"
+        f"{len(letters)}; group lag {lag}; input records never delivered, by partition: "
+        f"{never}\n{counters}\n"
         f"--- worker log ---\n{pipeline.worker.log()[-6000:]}"
     )
 

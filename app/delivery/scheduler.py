@@ -399,8 +399,8 @@ class Scheduler:
         its limit per round trip, doubling per round trip while in slow start (a new
         endpoint's burst drains in a few round trips, not at its initial limit)."""
         rtt = endpoint.limit.smoothed_rtt or RTT_GUESS
-        if endpoint.in_flight and now - endpoint.last_done > max(self._queue_seconds, 2 * rtt):
-            return float("inf")  # stalled: nothing finished for a while (a hung endpoint)
+        if self._stalled(endpoint, rtt, now):
+            return float("inf")
         if endpoint.circuit.state(now) is State.HALF_OPEN:
             return position * rtt  # one probe at a time
         ceiling = endpoint.limit.ceiling
@@ -680,9 +680,19 @@ class Scheduler:
         now = self._clock()
         endpoint = self._endpoints.get(key)
         if endpoint is None:
-            allowance = max(self._initial, int(self._initial / RTT_GUESS * self._queue_seconds))
+            allowance = self._allowance(self._initial, RTT_GUESS)
             return max(0, min(allowance, self._max_queued - self._queued))
         return max(0, self._room_of(endpoint, now)[0])
+
+    def _stalled(self, endpoint: _Endpoint, rtt: float, now: float) -> bool:
+        """Requests in flight, and nothing finished for a while (a hung endpoint)."""
+        return bool(endpoint.in_flight) and now - endpoint.last_done > max(
+            self._queue_seconds, 2 * rtt
+        )
+
+    def _allowance(self, limit: int, rtt: float) -> int:
+        """The jobs an endpoint sends within ``queue_seconds`` at ``limit`` per round trip."""
+        return max(limit, int(limit / rtt * self._queue_seconds))
 
     def _room_of(self, endpoint: _Endpoint, now: float) -> tuple[int, int]:
         """(room, allowance): the jobs ``endpoint`` can still queue, of the ``allowance`` it
@@ -690,11 +700,9 @@ class Scheduler:
         if not endpoint.answering or endpoint.circuit.state(now) is not State.CLOSED:
             return 0, 0
         rtt = endpoint.limit.smoothed_rtt or RTT_GUESS
-        if endpoint.in_flight and now - endpoint.last_done > max(self._queue_seconds, 2 * rtt):
-            return 0, 0  # stalled: what it was given is not coming back
-        allowance = max(
-            endpoint.limit.current, int(endpoint.limit.current / rtt * self._queue_seconds)
-        )
+        if self._stalled(endpoint, rtt, now):
+            return 0, 0  # what it was given is not coming back
+        allowance = self._allowance(endpoint.limit.current, rtt)
         return min(allowance, self._max_queued - self._queued) - len(endpoint.queue), allowance
 
     def _offer_room(self, endpoint: _Endpoint, now: float) -> None:

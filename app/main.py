@@ -31,6 +31,7 @@ app = faust.App(
     topic_partitions=settings.partitions,
     topic_replication_factor=settings.replication_factor,
     broker_session_timeout=settings.broker_session_timeout,
+    broker_commit_interval=settings.commit_interval,
     broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3),
     consumer_auto_offset_reset="earliest",
     # Retry tiers hold events while they wait out their delay; a rebalance must not wait for

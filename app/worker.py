@@ -53,12 +53,12 @@ class Worker(faust.Worker):
         2. Let the requests in flight finish, up to the request timeout + 5 s, and park every
            job still queued (:meth:`Scheduler.stop`): each record whose jobs all settled is
            acknowledged, so nothing finished is sent again.
-        3. Commit (the batch writer's records go first), then turn further commits off:
-           records not acknowledged (a retry waiting out its delay, the parking lane's, a
-           request still running after the wait) stay uncommitted and are read again after
-           the restart.
+        3. Commit what the commit ledger allows (the batch writer's records go first), then
+           close the ledger: records not settled (a retry waiting out its delay, the parking
+           lane's, a request still running after the wait) stay uncommitted and are read
+           again after the restart.
         """
-        consumer: Any = app.consumer  # Faust's Consumer; its protocol type lacks force_commit
+        consumer: Any = app.consumer  # hookstream's transport Consumer (force_commit, ledger)
         assignment = consumer.assignment()
         consumer.stop_flow()
         app.flow_control.suspend()
@@ -71,12 +71,8 @@ class Worker(faust.Worker):
         # force_commit: commit() returns without committing while a periodic commit runs.
         await consumer.maybe_wait_for_commit_to_finish()
         committed = await consumer.force_commit()
+        consumer.ledger.close()
         self.log.info("drained; final commit %s", "done" if committed else "had nothing new")
-
-        async def _no_commit(*args: Any, **kwargs: Any) -> bool:
-            return False
-
-        consumer.commit = _no_commit
         await super().on_stop()
 
 

@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from typing import Any
 
 import orjson
 from faust.types import EventT, StreamT
@@ -55,6 +56,7 @@ from app.model.webhook_config import WebhookConfig
 from app.runtime import channels
 from app.runtime.state import (
     batch_writer,
+    commit_ledger,
     config_view,
     delivery_client,
     failure_streaks,
@@ -347,7 +349,7 @@ async def _decode(
         return model.from_bytes(event.value)
     except (ValidationError, orjson.JSONDecodeError, TypeError) as exc:
         await report_invalid(event, f"not a {model.__name__}: {exc}", stage)
-        Custody(event, 0)
+        Custody(event, 0, commit_ledger())
         return None
 
 
@@ -362,7 +364,7 @@ async def deliver(stream: StreamT[bytes]) -> None:
         batch = await _decode(event, DeliveryBatch, "deliver")
         if isinstance(batch, DeliveryBatch):
             await scheduler.room()
-            submit_jobs(batch.jobs, Custody(event, len(batch.jobs)))
+            submit_jobs(batch.jobs, Custody(event, len(batch.jobs), commit_ledger()))
 
 
 def _retry_agent(tier: int) -> None:
@@ -376,7 +378,9 @@ def _retry_agent(tier: int) -> None:
                 wait = retry_job.due_at - time.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                ticket = ticket_for(retry_job.job, retry_job.history, stage, Custody(event, 1))
+                ticket = ticket_for(
+                    retry_job.job, retry_job.history, stage, Custody(event, 1, commit_ledger())
+                )
                 scheduler.submit(ticket)
 
     app.agent(
@@ -391,7 +395,8 @@ for _tier in channels.retry_tiers:
 
 
 def _parked_ticket(event: EventT[bytes], parked: ParkedJob) -> Ticket:
-    return ticket_for(parked.job, parked.history, parked.stage, Custody(event, 1), parked)
+    custody = Custody(event, 1, commit_ledger())
+    return ticket_for(parked.job, parked.history, parked.stage, custody, parked)
 
 
 def _wake_parked(item: tuple[EventT[bytes], ParkedJob]) -> None:
@@ -411,6 +416,16 @@ def _endpoint_recovered(webhook_id: str) -> None:
         log.info("webhook %s recovered: %d parked jobs come back now", webhook_id, woken)
 
 
+def _drop_stale_parked(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
+    """A rebalance: every parked record is read again from its committed offset, so the
+    lane lets go of the ones it holds (they would keep its room until due)."""
+    ledger = commit_ledger()
+    dropped = parking_lane.discard(lambda item: item[0].message.generation_id != ledger.generation)
+    if dropped:
+        log.info("rebalance: %d parked jobs of the ended generation left the lane", dropped)
+
+
+app.on_partitions_assigned.connect(_drop_stale_parked)
 scheduler.on_recovered.append(_endpoint_recovered)
 scheduler.on_room.append(parking_lane.wake)
 

@@ -17,7 +17,7 @@ import time
 from faust.types import EventT, StreamT
 
 from app import metrics
-from app.agents.custody import Custody, unacknowledged
+from app.agents.custody import Custody, Generation, unacknowledged
 from app.agents.deliver import scheduler, submit_jobs
 from app.agents.reporting import report_invalid
 from app.flow.join import jobs_for_event, parse_event
@@ -25,7 +25,7 @@ from app.main import app, settings
 from app.model.errors import InvalidInputError
 from app.model.records import SourceRef
 from app.runtime import channels
-from app.runtime.state import config_view, wait_ready
+from app.runtime.state import commit_ledger, config_view, wait_ready
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,12 @@ def _family(topic: str) -> str:
 @app.agent(channels.events, name="hookstream.ingest", concurrency=settings.delivery_concurrency)
 async def ingest(stream: StreamT[bytes]) -> None:
     await wait_ready()
+    ledger = commit_ledger()
     async for event in unacknowledged(stream).events():
-        await _ingest_one(event)
+        await _ingest_one(event, ledger)
 
 
-async def _ingest_one(event: EventT[bytes]) -> None:
+async def _ingest_one(event: EventT[bytes], ledger: Generation) -> None:
     """Validate, join and deliver one event; bad input goes to events.invalid."""
     message = event.message
     try:
@@ -56,16 +57,16 @@ async def _ingest_one(event: EventT[bytes]) -> None:
     except InvalidInputError as exc:
         metrics.events_in.labels(_family(message.topic), "invalid").inc()
         await report_invalid(event, str(exc), stage="ingest")
-        Custody(event, 0)  # on events.invalid: done with
+        Custody(event, 0, ledger)  # on events.invalid: done with
         return
     except Exception as exc:  # a bug must not stop the agent or lose the event
         log.exception(
             "ingest failed on %s[%d]@%d", message.topic, message.partition, message.offset
         )
         await report_invalid(event, f"internal error: {type(exc).__name__}: {exc}", "ingest")
-        Custody(event, 0)
+        Custody(event, 0, ledger)
         return
     metrics.child(metrics.events_in, family.value, "valid").inc()
     if jobs:
         await scheduler.room()  # the worker's memory bound, shared by every endpoint
-    submit_jobs(jobs, Custody(event, len(jobs)))
+    submit_jobs(jobs, Custody(event, len(jobs), ledger))

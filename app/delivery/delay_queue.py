@@ -79,6 +79,23 @@ class DelayQueue(Generic[T]):
             self._by_key.pop(key, None)
         return len(chosen)
 
+    def discard(self, unwanted: Callable[[T], bool]) -> int:
+        """Drop the items ``unwanted`` picks, without handing them back (a rebalance made
+        them another generation's: their records are read again); how many were dropped."""
+        dropped = 0
+        for key, entries in list(self._by_key.items()):
+            for seq, entry in list(entries.items()):
+                if unwanted(entry.item):
+                    entry.gone = True
+                    del entries[seq]
+                    self._held -= 1
+                    dropped += 1
+            if not entries:
+                del self._by_key[key]
+        if dropped and self._held < self._capacity:
+            self._room.set()
+        return dropped
+
     def waiting(self, key: str) -> int:
         """Items of ``key`` held now."""
         return len(self._by_key.get(key, ()))

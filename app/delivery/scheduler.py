@@ -585,9 +585,9 @@ class Scheduler:
         )
 
     def _drop_stale(self, ticket: Ticket) -> None:
-        """A rebalance made its record another generation's: the partition's owner (another
-        worker, or this one again: Faust seeks a kept partition back to its committed offset)
-        reads it again and sends it, in order if ordered. The lane keeps only the tickets of
+        """A rebalance ended its record's generation: the partition's owner (another worker,
+        or this one again: every partition is read again from its committed offset) reads it
+        again and sends it, in order if ordered. The lane keeps only the tickets of
         the current generation, already in order behind the dropped one; its new head goes."""
         ticket.settle()
         key = ticket.ordering_key

@@ -31,8 +31,17 @@ again from that message. Other topics keep Faust's behaviour: their actors free 
 milliseconds, and waiting for it is plain backpressure (seeking back there re-read ~40 fetches
 of input per 100k-event burst for nothing).
 
-It also runs hooks before the producer's flush (:data:`before_flush`), which Faust calls
-right before it commits offsets: the batch writer hands over its open record batches there.
+The commit position is hookstream's own (:mod:`app.kafka.commit_ledger`), not Faust's list of
+acknowledged offsets, which commits past unsettled records when they settle out of order
+(upstream issue #606): every record handed to a stream is entered in the consumer's ledger,
+an acknowledgement settles its exact record (of its own generation), and a commit moves each
+partition to what the ledger allows (:meth:`Consumer.force_commit` has the sequence). After a
+rebalance every partition is sought to its committed offset one at a time (Faust's single
+seek over all of them fails as a whole when one was just revoked), and a record fetched in a
+generation that has ended is never handed over.
+
+It also runs hooks before the producer's flush (:data:`before_flush`): the batch writer hands
+over its open record batches there, so they are on the broker before any commit.
 
 Registered as the ``hookstream://`` broker scheme (used by :mod:`app.main`).
 """
@@ -43,14 +52,18 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, cast
 
-from aiokafka.errors import IllegalStateError
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from mode.utils.futures import notify
 
+from app.kafka.commit_ledger import CommitLedger
 from app.settings import get_settings
 
 SCHEME = "hookstream"
@@ -71,15 +84,129 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = get_settings().consumer_fetch_max_wait_ms
         return consumer
 
+    async def committed_offsets(self, partitions: set[Any]) -> dict[Any, int | None]:
+        """The group's committed offset of each partition (None: none yet), in one request."""
+        return cast(dict[Any, int | None], await self.call_thread(self._committed, partitions))
+
+    async def _committed(self, partitions: set[Any]) -> dict[Any, int | None]:
+        # aiokafka's committed() asks once per partition; its coordinator takes a set (the
+        # pinned aiokafka 0.14's API, as committed() itself uses it).
+        coordinator = self._ensure_consumer()._coordinator
+        wanted = {tp: TopicPartition(tp.topic, tp.partition) for tp in partitions}
+        found = await coordinator.fetch_committed_offsets(set(wanted.values()))
+        offsets: dict[Any, int | None] = {}
+        for tp, key in wanted.items():
+            committed = found.get(key)
+            offsets[tp] = (
+                committed.offset if committed is not None and committed.offset >= 0 else None
+            )
+        return offsets
+
+    async def seek_to(self, tp: Any, offset: int | None) -> None:
+        """Seek ``tp`` to ``offset``, or to its earliest record when the group has no commit
+        (what ``auto_offset_reset=earliest`` does for a new group)."""
+        await self.call_thread(self._seek_to, tp, offset)
+
+    async def _seek_to(self, tp: Any, offset: int | None) -> None:
+        consumer = self._ensure_consumer()
+        partition = TopicPartition(tp.topic, tp.partition)
+        if offset is None:
+            await consumer.seek_to_beginning(partition)
+        else:
+            consumer.seek(partition, offset)
+
 
 class Consumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: What may be committed: the records handed over and not yet settled.
+        self.ledger: CommitLedger[TP] = CommitLedger()
         #: One resume callback per partition: a buffer keeps a set of them, by identity.
         self._resume_when_drained: dict[Any, Callable[[], None]] = {}
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    # -- the commit position ------------------------------------------------------------------
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        """A new generation: the ledger starts afresh before anything of it is read."""
+        self.ledger.start(generation_id)
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    async def perform_seek(self) -> None:
+        """Seek every assigned partition to its committed offset, one partition at a time.
+
+        Faust seeks them all in one call that fails as a whole when one of them is no longer
+        assigned (a rebalance under way; on Tansu: "exception performing seek when flow not
+        active"), which left kept partitions unread from their committed offsets. Here a
+        partition that cannot be sought is said and skipped; the others are sought.
+        """
+        thread = cast(ConsumerThread, self._thread)
+        assignment = set(self.assignment())
+        if not assignment:
+            return
+        try:
+            committed = await thread.committed_offsets(assignment)
+        except KafkaError as exc:
+            log.warning("could not read the committed offsets (%r); not seeking", exc)
+            return
+        for tp, offset in committed.items():
+            try:
+                await thread.seek_to(tp, offset)
+            except (IllegalStateError, KafkaError, AssertionError) as exc:
+                log.warning("%s[%d]: not sought to %s: %r", tp.topic, tp.partition, offset, exc)
+                continue
+            tp = faust_consumer.ensure_TP(tp)
+            self._read_offset[tp] = offset if offset else None
+            self._committed_offset[tp] = offset if offset else None
+            self.ledger.floor(tp, offset)
+
+    def ack(self, message: Any) -> bool:
+        """The record's jobs all settled: it is settled in the ledger (Faust's own list of
+        acknowledged offsets is neither kept nor read)."""
+        if message.acked:
+            return False
+        message.acked = True
+        self._unacked_messages.discard(message)
+        self.ledger.settle(message.tp, message.offset, message.generation_id)
+        notify(self._waiting_for_ack)
+        return True
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
+        return (
+            tp
+            for tp in self.ledger.partitions()
+            if topics is None or tp in topics or tp.topic in topics
+        )
+
+    def _filter_committable_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        return self.ledger.committable(tps)
+
+    async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        """Commit what the ledger allows, as one sequence:
+
+        1. Take the committable offsets from the ledger (first: every record that a job
+           settled before this moment wrote was appended to the batch writer before it).
+        2. Flush the batch writer (:data:`before_flush`): its batches are on the broker, or
+           this raises and nothing is committed.
+        3. Flush the producer: every other record sent before (dead letters, reports).
+        4. Commit the offsets of step 1 for the partitions still assigned.
+        5. Raise the ledger's floor to them.
+
+        :meth:`Faust's commit <faust.transport.consumer.Consumer.commit>` calls this one
+        commit at a time; after :meth:`CommitLedger.close` (the graceful stop) step 1 is empty.
+        """
+        offsets = self.ledger.committable(self._filter_tps_with_pending_acks(topics))
+        if not offsets:
+            return False
+        await self.app.producer.flush()  # steps 2 and 3: Producer.flush
+        assignment = self.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in assignment}
+        if not offsets or not await self._commit(offsets):
+            return False
+        self.ledger.committed(offsets)
+        self._committed_offset.update(offsets)
+        return True
 
     def _full_buffer(self, tp: Any) -> Any:
         """The full stream buffer that a message of ``tp`` must not wait for, if any."""
@@ -117,6 +244,8 @@ class Consumer(faust_aiokafka.Consumer):
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
         full_buffer = self._full_buffer
+        ledger = self.ledger
+        hand_over = ledger.hand_over
         since_yield = 0
         try:
             while not (consumer_stopped() or fetcher_stopped()):
@@ -139,29 +268,35 @@ class Consumer(faust_aiokafka.Consumer):
                         continue  # already read (a re-fetch after a seek)
                     if last and offset - last > 1 and acks_enabled_for(message.topic):
                         # Offsets with no record (a transaction marker, a compacted record)
-                        # count as acknowledged: a gap in a plain topic would be records lost
-                        # between the broker and us, so it is said.
+                        # are passed over by the ledger; in a plain topic a gap would be
+                        # records lost between the broker and us, so it is said.
                         log.warning(
-                            "%s[%d]: no records at offsets %d..%d; committing past them",
+                            "%s[%d]: no records at offsets %d..%d",
                             tp.topic,
                             tp.partition,
                             last + 1,
                             offset - 1,
                         )
-                        await self._add_gap(tp, last + 1, offset)
-                    if self._commit_every is not None and self._n_acked >= self._commit_every:
-                        self._n_acked = 0
-                        await self.commit()
+                    generation = message.generation_id
                     if flow_active() and not suspend_flow.is_set():
                         buffer = full_buffer(tp)
                         if buffer is not None:
                             await self._leave_on_broker(tp, offset, buffer)
                             left.add(tp)
                             continue
+                        # Entered before the hand-over, which may yield: its agent could
+                        # settle it before this line ran again.
+                        if not hand_over(tp, offset, generation):
+                            continue  # fetched in a generation that has ended
                         await callback(message)
                     else:
+                        if not hand_over(tp, offset, generation):
+                            continue
                         await self.wait_first(callback(message), suspend_flow.wait())
-                    read_offset[tp] = offset
+                    if ledger.generation == generation:
+                        # Not after a rebalance during the hand-over: the partition was sought
+                        # back to its committed offset then, and must be read from there.
+                        read_offset[tp] = offset
                 self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
+from faust.types import TP
 from mode import Service
 
 from app.delivery.failure_streaks import FailureStreaks
 from app.http.client import DeliveryClient
 from app.kafka import transport
 from app.kafka.batch_writer import BatchWriter
+from app.kafka.commit_ledger import CommitLedger
 from app.kafka.config_view import ConfigView
 from app.main import app, settings
 from app.model.url_policy import UrlPolicy
@@ -37,6 +39,12 @@ delivery_client = DeliveryClient(
     ),
     tracking_ttl=settings.tracking_token_ttl,
 )
+
+
+def commit_ledger() -> CommitLedger[TP]:
+    """The worker's commit ledger (the consumer's: it enters every record handed over)."""
+    consumer: Any = app.consumer  # hookstream's transport Consumer; ConsumerT lacks .ledger
+    return cast(CommitLedger[TP], consumer.ledger)
 
 
 async def wait_ready() -> None:

@@ -46,3 +46,16 @@ async def test_a_full_queue_makes_put_wait_until_an_item_is_handed_back() -> Non
     queue.wake("w", limit=1)
     await asyncio.wait_for(third, 5)
     assert back == ["a"] and len(queue) == 2
+
+
+async def test_discarded_items_free_their_room_and_are_never_handed_back() -> None:
+    handed: list[int] = []
+    queue: DelayQueue[int] = DelayQueue(3, handed.append, clock=lambda: 0.0)
+    for n in range(3):
+        await queue.put("wh", 100.0 + n, n)
+    assert queue.discard(lambda item: item != 1) == 2
+    assert len(queue) == 1
+    assert queue.waiting("wh") == 1
+    await asyncio.wait_for(queue.put("other", 50.0, 9), timeout=1)  # room again at once
+    assert queue.wake("wh") == 1
+    assert handed == [1]

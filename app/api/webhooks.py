@@ -124,9 +124,10 @@ class WebhookItem(View):  # every method: admin or the webhook's own account
         document = await json_body(request)
         current = await load_webhook(webhook_id)
         if isinstance(document, dict):
-            document = _merged(
-                merge_put, {**document, "id": webhook_id}, current, settings.secret_rotation_grace
-            )
+            # The path names the webhook, and so its account: a PUT that leaves account_id
+            # out keeps it (the portal's form never sends it); naming another one moves it.
+            document = {"account_id": current.account_id, **document, "id": webhook_id}
+            document = _merged(merge_put, document, current, settings.secret_rotation_grace)
         config = _validate(document)
         await _write(webhook_id, _wire(config))
         return _out(config, 200, self)

@@ -263,3 +263,74 @@ async def test_a_custom_payload_is_built_from_readable_fields_with_a_live_previe
     body = delivered.json()
     assert set(body) == {"email", "source"} and body["source"] == "newsletter"
     assert body["email"] == input_event("contact subscribes", account)["contact"]["ecom_email"]
+
+
+async def test_edit_and_save_changes_the_fields_and_keeps_the_secret_and_password(
+    portal: Portal, receiver: Receiver
+) -> None:
+    account = unique("acct_")
+    hook = await portal.create_webhook(
+        account,
+        "Before",
+        receiver.url("/edited"),
+        secret=SECRET,
+        events=["message sent"],
+        auth={"type": "basic", "username": "crm", "password": PASSWORD},
+        custom_payload=[{"field": "source", "value": "newsletter"}],
+    )
+    page = await portal.open(account)
+    await (await _row(page, "Before")).get_by_role("button", name="Edit").click()
+    rows = page.locator(".mapping")
+    await expect(rows).to_have_count(1)  # a custom payload opens for editing
+    await page.get_by_label("Name", exact=True).fill("After")
+    await page.get_by_label("message open", exact=True).check()
+    await page.get_by_label("Content type").select_option(label="Form")
+    await page.get_by_role("button", name="Add field").click()
+    await rows.nth(1).get_by_label("Field name").fill("kind")
+    await rows.nth(1).get_by_label("Field mapping").select_option(label="Custom value")
+    await rows.nth(1).get_by_label("Custom value").fill("edited")
+    await page.get_by_role("button", name="Save").click()  # password and secret left blank
+    await expect(page.get_by_role("status")).to_have_text("Webhook saved.")
+    await _row(page, "After")
+
+    status, stored = await portal.admin("GET", f"/api/webhooks/{hook['id']}")
+    assert status == 200 and isinstance(stored, dict), stored
+    assert stored["account_id"] == account
+    assert stored["events"] == ["message sent", "message open"]
+    assert stored["content_type"] == "form"
+    assert stored["custom_payload"] == [
+        {"field": "source", "value": "newsletter"},
+        {"field": "kind", "value": "edited"},
+    ]
+    await _produce(portal, account)
+    [delivered] = await receiver.wait_for("/edited")
+    Webhook(SECRET).verify(delivered.body, delivered.headers, json_parse=False)  # secret kept
+    credentials = base64.b64encode(f"crm:{PASSWORD}".encode()).decode()
+    assert delivered.headers["Authorization"] == f"Basic {credentials}"  # and the password
+
+    # Active off, saved: the list says so, and the webhook is stored inactive.
+    await (await _row(page, "After")).get_by_role("button", name="Edit").click()
+    await page.get_by_label("Active").uncheck()
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("status")).to_have_text("Webhook saved.")
+
+    async def stored_inactive() -> bool:
+        _, stored = await portal.admin("GET", f"/api/webhooks/{hook['id']}")
+        return isinstance(stored, dict) and stored["active"] is False
+
+    await wait_until(stored_inactive, 10, "the webhook stored inactive")
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_test_result_shows_only_what_the_answer_has(
+    portal: Portal, receiver: Receiver
+) -> None:
+    account = unique("acct_")
+    await portal.create_webhook(account, "Fine", receiver.url("/fine"))
+    page = await portal.open(account)
+    await (await _row(page, "Fine")).get_by_role("button", name="Test connection").click()
+    await page.get_by_role("button", name="Send").click()
+    result = page.get_by_role("region", name="Test connection")
+    await expect(result.get_by_text("Success", exact=True)).to_be_visible()
+    await expect(result.get_by_text("Duration:")).to_be_visible()
+    assert "null" not in await result.inner_text()

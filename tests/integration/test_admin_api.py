@@ -111,12 +111,14 @@ async def test_crud_round_trip_with_write_only_secrets_kept_on_blank(
     status, got = await api.call("GET", f"/api/webhooks/{hook_id}")
     assert status == 200 and got == made
 
-    # PUT without secret / password keeps both (seed 004: blank keeps the current secret).
-    replace = {k: v for k, v in create.items() if k != "secret"}
+    # PUT without secret / password keeps both (seed 004: blank keeps the current secret);
+    # without account_id it keeps the webhook's account (the portal's form never sends it).
+    replace = {k: v for k, v in create.items() if k not in ("secret", "account_id")}
     replace["name"] = "CRM v2"
     replace["auth"] = {"type": "basic", "username": "crm2"}
     status, put = await api.call("PUT", f"/api/webhooks/{hook_id}", replace)
     assert status == 200 and put["name"] == "CRM v2" and put["secret_set"] is True
+    assert put["account_id"] == account
     await api.send_event("message sent", account)
     [request] = await receiver.wait_for("/crud")
     Webhook(SECRET).verify(request.body, request.headers)

@@ -301,13 +301,14 @@ async function showForm(hook) {
     rows.append(row);
     sync();
   }
-  for (const mapping of get("custom_payload", []) || []) addRow(mapping);
   const customBox = el("div", {},
     rows,
     el("button", { type: "button", onclick: () => addRow(null), text: "Add field" }),
     el("h3", { text: "Payload preview" }),
     el("p", { class: "hint", text: "For the sample of the first subscribed event." }),
     preview);
+  // After customBox: each row draws the preview, which shows or hides the box.
+  for (const mapping of get("custom_payload", []) || []) addRow(mapping);
   function drawPreview() {
     customBox.classList.toggle("hidden", !custom.input.checked);
     const sample = sampleOf(sampleEvent());
@@ -535,13 +536,14 @@ function openTest(target, unsaved, panel, done, at) {
       const answer = unsaved
         ? await call("POST", "/api/webhooks/test", { ...body, config: withoutId(target) })
         : await call("POST", `/api/webhooks/${encodeURIComponent(target.id)}/test`, body);
-      result.replaceChildren(
+      // el() skips a missing child; the DOM's replaceChildren would show it as "null".
+      result.replaceChildren(el("div", {},
         el("p", { class: answer.ok ? "ok" : "bad", text: answer.ok ? "Success" : "Failed" }),
         el("p", { text: `Status: ${answer.status ?? "no response"}` }),
         answer.error ? el("p", { text: `Error: ${answer.error}` }) : null,
         el("p", { text: `Duration: ${Math.round(answer.duration_ms)} ms` }),
         el("h3", { text: "Response body" }),
-        el("pre", { text: answer.response_body ?? "" }));
+        el("pre", { text: answer.response_body ?? "" })));
       if (done) done(answer.ok, at);
     } catch (error) {
       result.replaceChildren(el("p", { class: "bad", text: `Failed: ${error.message}` }),

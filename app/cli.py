@@ -241,7 +241,7 @@ def cmd_portal_link(args: argparse.Namespace) -> int:
 def cmd_receiver(args: argparse.Namespace) -> int:
     from app.tools.receiver import run_receiver
 
-    run_receiver(args.port, args.secret)
+    run_receiver(args.port, args.secret or [])
     return 0
 
 
@@ -397,7 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("receiver", help="a debug receiver that prints requests")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--secret", default=None, help="whsec_... to verify signatures")
+    p.add_argument(
+        "--secret",
+        action="append",
+        help="whsec_... to verify signatures with; repeat it for several webhooks' secrets",
+    )
     p.set_defaults(func=cmd_receiver)
 
     p = sub.add_parser("run", help="local broker + topics + one worker (make run)")

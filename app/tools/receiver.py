@@ -1,12 +1,14 @@
 """``hookstream receiver``: a local debug receiver that prints each request and answers 200.
 
-With ``--secret`` it verifies the Standard Webhooks signature (over the body, or over the
-query string for GET deliveries) and says whether it is valid.
+With one or more ``--secret`` it verifies the Standard Webhooks signature (over the body, or
+over the query string for GET deliveries) against each and says which one it is valid for,
+``INVALID``, or ``unsigned`` for a request without a signature (a webhook with no secret).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -16,8 +18,24 @@ from app.http.client import MASKED
 from app.model.webhook_config import signing_key
 
 
-def make_receiver_app(secret: str | None) -> web.Application:
-    key = signing_key(SecretStr(secret)) if secret else None
+def signature_verdict(keys: list[bytes], request_headers: Mapping[str, str], content: bytes) -> str:
+    """What the receiver says of a request's signature, given the keys it was told about."""
+    header = request_headers.get("webhook-signature")
+    if not header:
+        return "unsigned"
+    try:
+        timestamp = int(request_headers.get("webhook-timestamp", "0"))
+    except ValueError:
+        return "INVALID (webhook-timestamp is not a number)"
+    message_id = request_headers.get("webhook-id", "")
+    for number, key in enumerate(keys, 1):
+        if verify(key, message_id, timestamp, content, header):
+            return "valid" if len(keys) == 1 else f"valid (secret {number})"
+    return "INVALID"
+
+
+def make_receiver_app(secrets: list[str]) -> web.Application:
+    keys = [signing_key(SecretStr(secret)) for secret in secrets]
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
@@ -27,19 +45,9 @@ def make_receiver_app(secret: str | None) -> web.Application:
             # credential for /track, needed to report opens) but never a basic-auth password.
             print(f"{name}: {MASKED if name.lower() == 'authorization' else value}")
         print(body.decode("utf-8", "replace") if body else "(no body)")
-        if key is not None:
+        if keys:
             content = request.rel_url.raw_query_string.encode() if request.method == "GET" else body
-            try:
-                valid = verify(
-                    key,
-                    request.headers.get("webhook-id", ""),
-                    int(request.headers.get("webhook-timestamp", "0")),
-                    content,
-                    request.headers.get("webhook-signature", ""),
-                )
-            except ValueError:
-                valid = False
-            print(f"signature: {'valid' if valid else 'INVALID'}")
+            print(f"signature: {signature_verdict(keys, request.headers, content)}")
         print(flush=True)
         return web.Response(text="ok")
 
@@ -48,6 +56,6 @@ def make_receiver_app(secret: str | None) -> web.Application:
     return receiver
 
 
-def run_receiver(port: int, secret: str | None) -> None:
+def run_receiver(port: int, secrets: list[str]) -> None:
     print(f"receiver listening on http://127.0.0.1:{port}/", flush=True)
-    web.run_app(make_receiver_app(secret), host="127.0.0.1", port=port, print=None)
+    web.run_app(make_receiver_app(secrets), host="127.0.0.1", port=port, print=None)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -117,27 +118,33 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 # -- produce --------------------------------------------------------------------------------
-def _lines(source: str) -> Iterator[bytes]:
+def _lines(source: str) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of each non-blank line of ``source`` (a path, or - for stdin)."""
     stream: IO[bytes] = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
     with stream:
-        for line in stream:
+        for number, line in enumerate(stream, 1):
             line = line.strip()
             if line:
-                yield line
+                yield number, line
+
+
+class NotJsonError(ValueError):
+    """A line that is not one JSON object: not sent (the topics carry JSON objects)."""
 
 
 def record_for(kind: str, line: bytes) -> tuple[bytes | None, bytes | None]:
     """(key, value) for one JSON line; ``{"delete": "<id>"}`` on webhooks is a tombstone.
 
-    Lines are sent as they are, even invalid ones, so the pipeline's own validation (and
-    ``events.invalid``) sees exactly what a producer would send.
+    A JSON object is sent as it is, valid or not, so the pipeline's own validation (and
+    ``events.invalid``) sees what a producer would send; a line that is no JSON object at all
+    is refused here with :class:`NotJsonError` (a typo in a file, not an event).
     """
     try:
         document = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None, line
+    except orjson.JSONDecodeError as exc:
+        raise NotJsonError(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
-        return None, line
+        raise NotJsonError(f"not a JSON object but {type(document).__name__}")
     if kind == "webhooks":
         if set(document) == {"delete"} and isinstance(document["delete"], str):
             return document["delete"].encode(), None
@@ -167,17 +174,58 @@ def cmd_produce(args: argparse.Namespace) -> int:
         )
         await producer.start()
         try:
-            pending = [
-                await producer.send(topic, key=key, value=value)
-                for key, value in (record_for(args.kind, line) for line in _lines(args.file))
-            ]
+            pending = []
+            for number, line in _lines(args.file):
+                try:
+                    key, value = record_for(args.kind, line)
+                except NotJsonError as exc:
+                    refused.append(number)
+                    print(f"line {number}: {exc}; not sent", file=sys.stderr)
+                    continue
+                pending.append(await producer.send(topic, key=key, value=value))
             await asyncio.gather(*pending)
             return len(pending)
         finally:
             await producer.stop()
 
+    refused: list[int] = []
     count = asyncio.run(_produce())
     print(f"produced {count} record(s) to {topic}")
+    if refused:
+        print(f"{len(refused)} line(s) not sent: {', '.join(map(str, refused))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- events.invalid -------------------------------------------------------------------------
+def _moment(text: str) -> float:
+    """Unix seconds, or an ISO-8601 moment (UTC when it names no zone)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a unix time or ISO-8601 moment: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def cmd_invalid(args: argparse.Namespace) -> int:
+    """List what events.invalid holds, newest first (the same as GET /api/invalid)."""
+    from app.kafka.invalid_log import list_invalid
+
+    scan = asyncio.run(list_invalid(get_settings(), args.since, args.limit))
+    for record in scan.items:
+        at = datetime.fromtimestamp(record.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        place = f"{record.topic}[{record.partition}]@{record.offset}"
+        print(f"{at}  {place}  {record.stage}: {record.error}")
+    if not scan.items:
+        print("events.invalid holds nothing" + (" since then" if args.since else ""))
+    if scan.truncated:
+        print("note: the scan ran out of time; older records were not looked at")
     return 0
 
 
@@ -381,6 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["contacts", "messages", "webhooks"])
     p.add_argument("file", nargs="?", default="-", help="a file of JSON lines, or - for stdin")
     p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("invalid", help="list refused records of events.invalid, newest first")
+    p.add_argument("--since", type=_moment, help="unix time or ISO-8601: refused at or after")
+    p.add_argument("--limit", type=int, default=100, help="at most this many")
+    p.set_defaults(func=cmd_invalid)
 
     p = sub.add_parser("replay", help="put dead letters back on deliveries")
     p.add_argument("--delivery-id", action="append", default=[], help="repeatable")

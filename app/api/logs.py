@@ -1,4 +1,4 @@
-"""``/api/webhooks/{id}/attempts``, ``/api/failed`` and ``/api/failed/replay``.
+"""``/api/webhooks/{id}/attempts``, ``/api/failed``, ``/api/failed/replay`` and ``/api/invalid``.
 
 Listings read the newest ``HOOKSTREAM_LOG_SCAN_RECORDS`` records of each partition of the
 ``attempts`` / ``deliveries.failed`` topics on demand (see :mod:`app.kafka.log_scan`).
@@ -15,7 +15,17 @@ from pydantic import ValidationError
 from app import metrics
 from app.api.access import account_of_request, load_webhook, synced, visible_webhook_ids
 from app.api.common import ApiError, api, parse_body
-from app.api.models import AttemptsOut, FailedOut, ReplayIn, ReplayOut, StatsOut, WebhookStats
+from app.api.models import (
+    AttemptsOut,
+    FailedOut,
+    InvalidEntry,
+    InvalidOut,
+    ReplayIn,
+    ReplayOut,
+    StatsOut,
+    WebhookStats,
+)
+from app.kafka.invalid_log import list_invalid
 from app.kafka.log_scan import scan_topic
 from app.kafka.replay import list_dead_letters, replay, select
 from app.main import app, settings
@@ -82,6 +92,40 @@ class Failed(View):
         )
         return self.json(
             FailedOut(failed=scan.items, truncated=scan.truncated).model_dump(mode="json")
+        )
+
+
+def _since(request: Request) -> float | None:
+    raw = request.query.get("since")
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ApiError(422, "since: must be a unix time in seconds") from None
+
+
+@app.page("/api/invalid")
+class Invalid(View):
+    """What ``events.invalid`` holds: operators only (a record may belong to any account)."""
+
+    @api()
+    async def get(self, request: Request) -> Response:
+        limit = _limit(request, default=100)
+        scan = await list_invalid(settings, _since(request), limit)
+        entries = [
+            InvalidEntry(
+                at=r.at,
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                stage=r.stage,
+                reason=r.error,
+            )
+            for r in scan.items
+        ]
+        return self.json(
+            InvalidOut(invalid=entries, truncated=scan.truncated).model_dump(mode="json")
         )
 
 

@@ -282,6 +282,22 @@ class FailedOut(BaseModel):
     truncated: bool = Field(description="The scan stopped before the start of the topic.")
 
 
+class InvalidEntry(BaseModel):
+    """One refused record of ``events.invalid`` (its raw value is not listed)."""
+
+    at: float = Field(description="Unix time it was refused.")
+    topic: str = Field(description="The topic it was read from.")
+    partition: int
+    offset: int
+    stage: str = Field(description="Which stage refused it: ingest, webhooks, ...")
+    reason: str = Field(description="What is wrong, specifically.")
+
+
+class InvalidOut(BaseModel):
+    invalid: list[InvalidEntry]
+    truncated: bool = Field(description="The scan stopped before the start of the topic.")
+
+
 class DeletedOut(BaseModel):
     deleted: str = Field(description="The id of the deleted webhook.")
 

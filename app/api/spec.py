@@ -26,6 +26,7 @@ from app.api.models import (
     DeletedOut,
     ErrorOut,
     FailedOut,
+    InvalidOut,
     PortalLinkIn,
     PortalLinkOut,
     ReplayIn,
@@ -80,6 +81,7 @@ LIMIT = Param(
     {"type": "integer", "minimum": 1, "maximum": 1000},
 )
 WEBHOOK_FILTER = Param("webhook_id", "query", "Only this webhook's.")
+SINCE = Param("since", "query", "Unix time: only those at or after it.", {"type": "number"})
 #: A webhook config as written: every field of the topic's config; ``id`` is made by the server
 #: when absent, ``account_id`` is the portal link's.
 CONFIG_BODY = {"$ref": REF.format(model="WebhookConfig")}
@@ -115,6 +117,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/failed", "Dead letters (failed deliveries)", FailedOut,
               params=(WEBHOOK_FILTER, LIMIT)),
     Operation("post", "/api/failed/replay", "Replay dead letters", ReplayOut, body=ReplayIn),
+    Operation("get", "/api/invalid", "Refused records of events.invalid, with the reason",
+              InvalidOut, params=(SINCE, LIMIT), caller=ADMIN),
     Operation("get", "/api/webhook-stats", "Last delivery and failures in 24 h per webhook",
               StatsOut, params=(ACCOUNT_ID,)),
     Operation("get", "/api/event-catalog", "Event names, sample data sets, mappable fields",

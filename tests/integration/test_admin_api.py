@@ -5,9 +5,11 @@ Every route is driven through a real aiohttp client against the worker's web ser
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -725,3 +727,72 @@ async def test_tracking_without_a_tracking_secret_is_refused(strict_pipeline: Pi
     ):
         assert response.status == 404
     await kafka.close()
+
+
+async def test_operators_list_events_invalid_from_the_api_and_the_command(api: Api) -> None:
+    since = time.time() - 1
+    bad = input_event("message sent", unique("acct_"), message_id="not a number")
+    topic = api.pipeline.catalog.events_messages
+    meta = await api.pipeline.kafka.send_json(topic, bad)
+    found: list[dict[str, Any]] = []
+
+    async def listed() -> bool:
+        status, answer = await api.call("GET", f"/api/invalid?since={since}&limit=1000")
+        assert status == 200, answer
+        found[:] = [
+            e
+            for e in answer["invalid"]
+            if (e["topic"], e["partition"], e["offset"]) == (topic, meta.partition, meta.offset)
+        ]
+        return bool(found)
+
+    await wait_until(listed, 30, "the refused event in GET /api/invalid")
+    [entry] = found
+    assert entry["stage"] == "ingest" and "message_id" in entry["reason"]
+    assert entry["at"] >= since
+    assert set(entry) == {"at", "topic", "partition", "offset", "stage", "reason"}  # no value
+
+    # Operators only: a portal link sees no other account's refused input.
+    link = await _portal_link(api, unique("acct_"))
+    status, _ = await api.call("GET", "/api/invalid", headers=link)
+    assert status in (401, 403)
+    status, answer = await api.call("GET", "/api/invalid?since=yesterday")
+    assert status == 422 and "since" in str(answer)
+
+    listing = await asyncio.to_thread(
+        subprocess.run,
+        [HOOKSTREAM, "invalid", "--since", str(since), "--limit", "1000"],
+        env=api.pipeline.worker.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    place = f"{topic}[{meta.partition}]@{meta.offset}"
+    [line] = [x for x in listing.stdout.splitlines() if place in x]
+    assert "ingest: " in line and "message_id" in line
+
+
+async def test_produce_sends_json_lines_and_names_the_lines_it_refused(
+    api: Api, tmp_path: Any
+) -> None:
+    account = unique("acct_")
+    lines = tmp_path / "events.jsonl"
+    good = orjson.dumps(input_event("message sent", account)).decode()
+    lines.write_text(f"{good}\n\nnot json at all\n[1, 2]\n")
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [HOOKSTREAM, "produce", "messages", str(lines)],
+        env=api.pipeline.worker.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "produced 1 record(s)" in result.stdout
+    assert "line 3: not JSON" in result.stderr and "line 4: not a JSON object" in result.stderr
+    assert "2 line(s) not sent: 3, 4" in result.stderr
+    sent = await api.pipeline.kafka.read(
+        api.pipeline.catalog.events_messages, lambda v: v.get("account_id") == account
+    )
+    assert len(sent) == 1

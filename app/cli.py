@@ -23,8 +23,6 @@ import orjson
 from app.settings import Settings, get_settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-#: Where a worker's web server is by default (``hookstream worker --web-port 6066``).
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:6066"
 #: The account of the examples in ``examples/`` (the portal link ``make run`` prints).
 DEMO_ACCOUNT = "acct_demo"
 
@@ -281,7 +279,7 @@ def cmd_portal_link(args: argparse.Namespace) -> int:
         return 2
     key = settings.portal_secret.get_secret_value().encode()
     token = issue_portal_token(key, args.account, time.time() + args.ttl)
-    print(portal_url(settings.public_url or DEFAULT_PUBLIC_URL, token))
+    print(portal_url(settings.public_url or f"http://127.0.0.1:{args.web_port}", token))
     return 0
 
 
@@ -379,7 +377,7 @@ def _next_steps(settings: Settings, web_port: int, token_file: Path) -> str:
     produce = f"HOOKSTREAM_BROKER={settings.broker} {bin_dir}/hookstream produce"
     secret = settings.portal_secret.get_secret_value() if settings.portal_secret else ""
     link = portal_url(
-        settings.public_url or DEFAULT_PUBLIC_URL,
+        settings.public_url or f"http://127.0.0.1:{web_port}",
         issue_portal_token(secret.encode(), DEMO_ACCOUNT, time.time() + 86400),
     )
     return f"""
@@ -446,6 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("portal-link", help="print a portal link for one account")
     p.add_argument("--account", required=True)
     p.add_argument("--ttl", type=float, default=3600.0, help="seconds it stays valid")
+    p.add_argument(
+        "--web-port",
+        type=int,
+        default=6066,
+        help="the worker's web port (HOOKSTREAM_PUBLIC_URL, when set, is used instead)",
+    )
     p.set_defaults(func=cmd_portal_link)
 
     p = sub.add_parser("receiver", help="a debug receiver that prints requests")

@@ -25,6 +25,7 @@ FILES = {
     "portal.html": "text/html; charset=utf-8",
     "portal.js": "text/javascript; charset=utf-8",
     "portal.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -49,6 +50,14 @@ def _file(view: View, name: str) -> Response:
 class Page(View):
     async def get(self, request: Request) -> Response:
         return _file(self, "portal.html")
+
+
+@app.page("/favicon.ico")
+class Favicon(View):
+    """The page's icon where browsers look for it first (an SVG, which they all read)."""
+
+    async def get(self, request: Request) -> Response:
+        return _file(self, "favicon.svg")
 
 
 @app.page(PORTAL_PATH + "/static/{name}")

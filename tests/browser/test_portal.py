@@ -334,3 +334,23 @@ async def test_a_test_result_shows_only_what_the_answer_has(
     await expect(result.get_by_text("Success", exact=True)).to_be_visible()
     await expect(result.get_by_text("Duration:")).to_be_visible()
     assert "null" not in await result.inner_text()
+
+
+async def test_a_tampered_link_names_no_account_and_the_page_has_its_icon(portal: Portal) -> None:
+    link = await portal.link(unique("acct_"))
+    token = link.split("#token=", 1)[1]
+    body, signature = token.rsplit(".", 1)
+    tampered = f"{body}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
+    context = await portal.browser.new_context()
+    page = await context.new_page()
+    icons: list[int] = []
+    page.on(
+        "response",
+        lambda response: icons.append(response.status) if "favicon" in response.url else None,
+    )
+    await page.goto(link.replace(token, tampered))
+    await expect(page.get_by_role("alert")).to_contain_text("expired or is not valid")
+    await expect(page.locator("#account")).to_have_text("")
+    async with portal.session.get(portal.base + "/favicon.ico") as response:
+        assert response.status == 200 and response.content_type == "image/svg+xml"
+    assert 404 not in icons

@@ -659,7 +659,6 @@ async function start() {
     show(el("div", { class: "card notice", role: "alert" }, el("p", { text: "Open this page with your portal link." })));
     return;
   }
-  document.getElementById("account").textContent = `Account ${who.account_id} · link valid until ${when(who.exp)}`;
   try {
     catalog = await call("GET", "/api/event-catalog");
   } catch (error) {
@@ -667,6 +666,8 @@ async function start() {
       el("p", { text: error.status === 401 ? "This portal link has expired or is not valid. Ask for a new one." : error.message })));
     return;
   }
+  // Only once the server accepted the token: a tampered one names an account it does not open.
+  document.getElementById("account").textContent = `Account ${who.account_id} · link valid until ${when(who.exp)}`;
   window.addEventListener("hashchange", render);
   render();
 }

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.flow.portal import verify_portal_token
 from app.flow.signed_tokens import TokenError
-from app.model.errors import HookstreamError
+from app.model.errors import HookstreamError, field_and_reason
 from app.settings import get_settings
 
 settings = get_settings()
@@ -40,10 +40,11 @@ class ApiError(HookstreamError):
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     """Per-field reasons of a validation error, never echoing the input (it may hold secrets)."""
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
-        for e in exc.errors(include_url=False, include_input=False)
-    ]
+    found = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field, reason = field_and_reason(error)
+        found.append({"field": "body" if field == "value" else field, "reason": reason})
+    return found
 
 
 def unprocessable(exc: ValidationError) -> ApiError:

@@ -103,7 +103,8 @@ class WebhookCollection(View):
                 # that id exists elsewhere: a portal's webhooks get theirs from the server.
                 raise ApiError(422, "id: chosen by the server for a portal link's webhooks")
             document.setdefault("id", f"wh_{uuid.uuid4().hex[:20]}")
-            document.setdefault("account_id", current_caller().account_id)
+            if current_caller().account_id is not None:  # the admin names the account
+                document.setdefault("account_id", current_caller().account_id)
             document = merge_put(document, None)
         config = _validate(document)
         await synced()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import ValidationError
 
 
@@ -20,14 +23,34 @@ class UrlRejectedError(HookstreamError, ValueError):
     """
 
 
+#: pydantic's prefixes of a validator's own message: noise to a reader.
+_NOISE = ("Value error, ", "Assertion failed, ")
+
+
+def field_and_reason(error: Mapping[str, Any], skip: int = 0) -> tuple[str, str]:
+    """The field and the reason of one pydantic error, said for a person.
+
+    A check across fields (a model validator) has no field of its own in pydantic; its message
+    names one as ``"<field>: <reason>"``, and that field is where the error belongs.
+    """
+    reason = str(error["msg"])
+    for noise in _NOISE:
+        if reason.startswith(noise):
+            reason = reason[len(noise) :]
+    field = ".".join(str(p) for p in tuple(error["loc"])[skip:])
+    if not field:
+        named, colon, rest = reason.partition(": ")
+        if colon and named.replace("_", "").isalnum():
+            field, reason = named, rest
+    return field or "value", reason
+
+
 def describe_validation_error(exc: ValidationError, skip: int = 0) -> str:
     """A one-line, specific reason (field: problem; ...), never echoing the input (secrets).
 
     ``skip`` drops leading location parts, e.g. the discriminator tag of a union.
     """
     errors = exc.errors(include_url=False, include_input=False)
-    problems = [
-        f"{'.'.join(str(p) for p in e['loc'][skip:]) or 'value'}: {e['msg']}" for e in errors[:5]
-    ]
+    problems = [": ".join(field_and_reason(e, skip)) for e in errors[:5]]
     more = len(errors) - 5
     return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")

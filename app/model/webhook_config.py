@@ -229,27 +229,30 @@ class WebhookConfig(BaseModel):
     def _consistent(self, info: ValidationInfo) -> WebhookConfig:
         if self.tracking and not (info.context or {}).get("tracking", True):
             raise ValueError(
-                "tracking needs HOOKSTREAM_TRACKING_SECRET on the workers: without it no "
+                "tracking: needs HOOKSTREAM_TRACKING_SECRET on the workers: without it no "
                 "feedback token can be sent"
             )
         if self.auth is not None and self.method is HttpMethod.GET:
-            raise ValueError("basic auth is available with POST only")
+            raise ValueError("auth: basic auth is available with POST only")
         if self.batch is not None and (
             self.method is not HttpMethod.POST or self.content_type is not ContentType.JSON
         ):
-            raise ValueError("batch delivery is available with JSON POST only")
+            raise ValueError("batch: batch delivery is available with JSON POST only")
         if self.url is None:
             uncovered = [e for e in (self.events or list(EventName)) if e not in self.event_urls]
+            if uncovered and not self.event_urls:
+                raise ValueError("url: Field required")
             if uncovered:
                 names = ", ".join(e.value for e in uncovered[:3])
-                raise ValueError(f"url is required: no event_urls entry for {names}")
+                more = f" and {len(uncovered) - 3} more" if len(uncovered) > 3 else ""
+                raise ValueError(f"url: required: no event_urls entry for {names}{more}")
         if self.custom_payload is not None:
             fields = [m.field for m in self.custom_payload]
             if not fields:
-                raise ValueError("custom_payload needs at least one mapping (or null)")
+                raise ValueError("custom_payload: needs at least one mapping (or null)")
             duplicates = sorted({f for f in fields if fields.count(f) > 1})
             if duplicates:
-                raise ValueError(f"custom_payload maps field {duplicates[0]!r} twice")
+                raise ValueError(f"custom_payload: maps field {duplicates[0]!r} twice")
         return self
 
     def signing_secrets(self, now: float) -> list[SecretStr]:

@@ -154,9 +154,11 @@ async def test_crud_round_trip_with_write_only_secrets_kept_on_blank(
         ({"events": ["message exploded"]}, "events", "unknown event name"),
         (
             {"method": "GET", "auth": {"type": "basic", "username": "u", "password": "p"}},
-            "body",
+            "auth",
             "POST only",
         ),
+        ({"url": None}, "url", "Field required"),
+        ({"account_id": None}, "account_id", "Field required"),
         ({"secret": "not-whsec"}, "secret", "whsec_"),
         ({"custom_payload": [{"field": "f", "path": ""}]}, "custom_payload", "at least 1"),
         ({"content_type": "xml"}, "content_type", "json"),
@@ -166,8 +168,10 @@ async def test_validation_errors_are_422_with_the_field_and_reason(
     api: Api, body: dict[str, Any], field: str, reason: str
 ) -> None:
     document = {"account_id": "a", "url": "https://hooks.example.com/x", **body}
+    document = {k: v for k, v in document.items() if v is not None}  # None: left out
     status, answer = await api.call("POST", "/api/webhooks", document)
     assert status == 422, answer
+    assert "Value error" not in str(answer)  # pydantic's prefix is noise to a reader
     assert any(e["field"].startswith(field) and reason in e["reason"] for e in answer["errors"]), (
         answer
     )

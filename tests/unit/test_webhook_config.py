@@ -38,7 +38,7 @@ def test_minimal_config_defaults() -> None:
         ({"url": "https://[::ffff:10.0.0.1]/x"}, "private-network"),
         ({"url": "https://localhost/x"}, "loopback host"),
         ({"url": "https://user:pw@hooks.example.com/x"}, "credentials"),
-        ({"url": None}, "url is required"),
+        ({"url": None}, "url: Field required"),
         ({"event_urls": {"message sent": "http://h/x"}}, "event_urls['message sent']"),
         ({"events": ["message exploded"]}, "unknown event name"),
         (

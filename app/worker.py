@@ -8,6 +8,7 @@ Faust's command line, so the app never imports its own agents.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faust
@@ -75,6 +76,10 @@ class Worker(faust.Worker):
         self.log.info("drained; final commit %s", "done" if committed else "had nothing new")
         await super().on_stop()
 
+
+# aiokafka logs a table at INFO for every assign(): each log scan (a portal's delivery log,
+# the dead-letter list) made one, hundreds of lines an hour of an open portal.
+logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)
 
 # Faust's settings object types its class settings as "a class or its dotted path".
 app.conf.Worker = Worker  # type: ignore[assignment]

@@ -89,6 +89,33 @@ async def _dead_letter(
     await (
         await channels.deliveries_failed.send(key=job.webhook_id.encode(), value=letter.to_bytes())
     )
+    _said_dead_letter(job, len(history), reason)
+
+
+#: Per webhook: when a dead letter was last logged, and how many were not logged since.
+_dead_letters_said: dict[str, tuple[float, int]] = {}
+#: At most one log line per webhook this often: a dead endpoint makes thousands.
+DEAD_LETTER_LOG_EVERY = 10.0
+
+
+def _said_dead_letter(job: DeliveryJob, attempts: int, reason: str) -> None:
+    now = time.monotonic()
+    last, unsaid = _dead_letters_said.get(job.webhook_id, (float("-inf"), 0))
+    if now - last < DEAD_LETTER_LOG_EVERY:
+        _dead_letters_said[job.webhook_id] = (last, unsaid + 1)
+        return
+    if len(_dead_letters_said) > 10_000:  # bounded: forget the quiet ones
+        _dead_letters_said.clear()
+    _dead_letters_said[job.webhook_id] = (now, 0)
+    more = f" (and {unsaid} more since the last line)" if unsaid else ""
+    log.warning(
+        "dead letter: delivery %s of webhook %s after %d attempt(s): %s%s",
+        job.delivery_id,
+        job.webhook_id,
+        attempts,
+        reason,
+        more,
+    )
 
 
 async def _disable(webhook_id: str, kind: str, reason: str) -> None:

@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 from app.kafka.log_scan import scan_topic
 from app.settings import Settings
 from tests.integration.conftest import Pipeline
-from tests.integration.harness import Receiver, unique
+from tests.integration.harness import Receiver, unique, wait_until
 from tests.seed_bodies import SEED_BODIES, expected_payload, family_of, input_event
 
 SECRET = "whsec_" + base64.b64encode(b"integration-test-signing-key-32b").decode()
@@ -226,6 +226,8 @@ async def test_dead_endpoint_goes_to_the_failure_topic_after_all_tiers(
         pipeline.catalog.attempts, lambda v: v["webhook_id"] == hook["id"], count=1 + tiers
     )
     assert sorted(a["outcome"] for a in attempts) == ["failed"] + ["retry"] * tiers
+    said = f"dead letter: delivery {letter['job']['delivery_id']} of webhook {hook['id']}"
+    await wait_until(lambda: said in pipeline.worker.log(), 10, "the dead letter in the log")
 
 
 async def test_connection_refused_is_retried_then_dead_lettered_with_the_error(

@@ -352,8 +352,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         subprocess.run([hookstream, "topics", "create"], env=env, check=True)  # noqa: S603
         print(_next_steps(settings, args.web_port, token_file), flush=True)
+        # Its own session: Ctrl-C reaches this process alone, which stops the worker (it
+        # drains) and only then the broker; the terminal's SIGINT to all of them at once had
+        # the broker gone first and the worker print ~130 lines of connection errors.
         worker = subprocess.Popen(  # noqa: S603 - our own entry point
-            [hookstream, "worker", "--web-port", str(args.web_port)], env=env
+            [hookstream, "worker", "--web-port", str(args.web_port)],
+            env=env,
+            start_new_session=True,
         )
         children.append(worker)
         return worker.wait()

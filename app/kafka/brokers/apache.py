@@ -245,7 +245,12 @@ def start_broker(
     install = prepare(home)
     command = broker_command(install, configure(install, port, data_dir), jvm_opts)
     out = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+    process = subprocess.Popen(  # noqa: S603
+        command,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # a Ctrl-C at the terminal is for `hookstream run` to order
+    )
     try:
         wait_for_port(port, timeout=timeout)
     except TimeoutError:

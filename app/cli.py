@@ -23,6 +23,12 @@ import orjson
 from app.settings import Settings, get_settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: What ``hookstream --help`` says (plain text: the module docstring is reST for developers).
+DESCRIPTION = (
+    "hookstream: webhook delivery on Kafka. Run a local broker and a worker (run), produce "
+    "events, replay dead letters, list refused input, hand out portal links. Settings come "
+    "from HOOKSTREAM_* environment variables (see the README's Settings)."
+)
 #: The account of the examples in ``examples/`` (the portal link ``make run`` prints).
 DEMO_ACCOUNT = "acct_demo"
 
@@ -405,7 +411,7 @@ Health: http://{settings.web_host}:{web_port}/health   Stop: Ctrl-C
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hookstream", description=__doc__)
+    parser = argparse.ArgumentParser(prog="hookstream", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("broker", help="run a local broker in the foreground")

@@ -46,3 +46,9 @@ def test_portal_link_names_the_worker_s_port() -> None:
     command = [HOOKSTREAM, "portal-link", "--account", "acct_1", "--web-port", "7077"]
     printed = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     assert printed.stdout.startswith("http://127.0.0.1:7077/portal#token=")
+
+
+def test_help_is_plain_text() -> None:
+    printed = subprocess.run([HOOKSTREAM, "--help"], capture_output=True, text=True, check=True)
+    assert "``" not in printed.stdout and ":mod:" not in printed.stdout
+    assert "HOOKSTREAM_*" in printed.stdout

@@ -354,3 +354,20 @@ async def test_a_tampered_link_names_no_account_and_the_page_has_its_icon(portal
     async with portal.session.get(portal.base + "/favicon.ico") as response:
         assert response.status == 200 and response.content_type == "image/svg+xml"
     assert 404 not in icons
+
+
+async def test_an_open_test_panel_follows_the_form(portal: Portal, receiver: Receiver) -> None:
+    page = await portal.open(unique("acct_"))
+    await page.get_by_role("button", name="+ Webhook").click()
+    await page.get_by_label("Name", exact=True).fill("Moving")
+    url = page.get_by_label("Payload URL", exact=True)
+    await url.fill(receiver.url("/first"))
+    await page.get_by_role("button", name="Test", exact=True).click()
+    await expect(page.get_by_text(f"Sends to: {receiver.url('/first')}")).to_be_visible()
+    await url.fill(receiver.url("/second"))  # changed while the panel is open
+    await expect(page.get_by_text(f"Sends to: {receiver.url('/second')}")).to_be_visible()
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.get_by_text("Success", exact=True)).to_be_visible()
+    assert receiver.count("/second") == 1 and receiver.count("/first") == 0
+    await expect(page.get_by_role("button", name="Save")).to_be_enabled()  # /second was tested
+    assert page.errors == []  # type: ignore[attr-defined]

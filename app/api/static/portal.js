@@ -152,7 +152,7 @@ async function showList() {
       el("td", { "data-label": "Failures (24 h)", text: String(stat.failures_24h ?? 0) }),
       el("td", { class: "actions" },
         el("button", { type: "button", onclick: () => go(`edit/${hook.id}`), text: "Edit" }),
-        el("button", { type: "button", onclick: () => openTest(hook, false, listPanel), text: "Test connection" }),
+        el("button", { type: "button", onclick: () => openTest(() => hook, false, listPanel), text: "Test connection" }),
         el("button", { type: "button", onclick: () => go(`log/${hook.id}`), text: "Delivery log" }),
         el("button", { type: "button", class: "danger", onclick: () => remove(hook), text: "Delete" })));
   });
@@ -388,10 +388,12 @@ async function showForm(hook) {
 
   const testPanel = el("div");
   const testButton = el("button", { type: "button", text: "Test",
-    onclick: () => openTest({ ...config(), id: hook ? hook.id : null }, true, testPanel, (ok, at) => {
+    // The panel reads the form when it sends, not when it opened: it tests what Save would save.
+    onclick: () => openTest(() => ({ ...config(), id: hook ? hook.id : null }), true, testPanel, (ok, at) => {
       if (ok) tested = at;
       drawSave();
-    }, signature()) });
+    }, signature) });
+  form.addEventListener("input", () => { if (testPanel.refresh) testPanel.refresh(); });
 
   const secretButton = el("button", { type: "button", text: "Generate", onclick: () => { secret.value = newSecret(); drawSave(); } });
   const rotate = editing ? el("button", { type: "button", text: "Rotate secret", onclick: () => rotateSecret(hook, rotatePanel) }) : null;
@@ -514,15 +516,28 @@ async function rotateSecret(hook, panel) {
 }
 
 // -- test connection --------------------------------------------------------------------------
-function openTest(target, unsaved, panel, done, at) {
-  const events = target.events && target.events.length ? target.events : catalog.events.map((e) => e.name);
+// ``targetOf`` gives the config to test when Send is pressed (a form's current one), and
+// ``signatureOf`` what the form looked like then (what a success lets Save save).
+function openTest(targetOf, unsaved, panel, done, signatureOf) {
+  const first = targetOf();
+  const events = first.events && first.events.length ? first.events : catalog.events.map((e) => e.name);
   const eventSelect = select(events.map((n) => [n, n]), events[0]);
   const sample = el("textarea", { id: fieldId("sample"), spellcheck: "false" });
   const result = el("div", { role: "status", "aria-live": "polite" });
-  const fill = () => { sample.value = JSON.stringify(sampleOf(eventSelect.value), null, 2); };
+  const destination = el("p", { class: "hint" });
+  const drawDestination = () => {
+    const target = targetOf();
+    const url = (target.event_urls && target.event_urls[eventSelect.value]) || target.url || "";
+    destination.textContent = `Sends to: ${url || "(no URL yet)"}`;
+  };
+  panel.refresh = drawDestination;
+  const fill = () => { sample.value = JSON.stringify(sampleOf(eventSelect.value), null, 2); drawDestination(); };
   eventSelect.addEventListener("change", fill);
   fill();
   const send = el("button", { type: "button", class: "primary", text: "Send", onclick: async () => {
+    const target = targetOf();
+    const at = signatureOf ? signatureOf() : null;
+    drawDestination();
     let edited;
     try {
       edited = JSON.parse(sample.value);
@@ -552,11 +567,12 @@ function openTest(target, unsaved, panel, done, at) {
     }
   } });
   panel.replaceChildren(el("section", { class: "card", "aria-label": "Test connection" },
-    el("h2", { text: unsaved ? "Test" : `Test connection — ${target.name || target.id}` }),
+    el("h2", { text: unsaved ? "Test" : `Test connection — ${first.name || first.id}` }),
+    destination,
     labelled("Event", eventSelect),
     labelled("Sample data", sample, "The sample data set of the event: edit it freely."),
     el("div", { class: "toolbar" }, send,
-      el("button", { type: "button", text: "Close", onclick: () => panel.replaceChildren() })),
+      el("button", { type: "button", text: "Close", onclick: () => { panel.refresh = null; panel.replaceChildren(); } })),
     result));
   eventSelect.focus();
 }

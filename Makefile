@@ -3,14 +3,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-#: The broker of `make run` and `make bench`: tansu (embedded, the default) or kafka.
+#: The broker of `make run`, `make bench` and `make chaos`: tansu (embedded, the default) or kafka.
 ENGINE ?= tansu
 #: The engines `make test` runs the integration suite on; empty = every engine this machine
 #: can start (Apache Kafka where a JDK 17+ and Maven or its cached jars are present, and Tansu).
 TEST_ENGINES ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit chromium lint typecheck schemas bench clean
+.PHONY: help install run test test-unit chromium lint typecheck schemas bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ schemas: $(STAMP) ## regenerate schemas/ (topic values, openapi.json) from the m
 
 bench: $(STAMP) ## the benchmark on ENGINE=tansu|kafka (not part of make test)
 	BENCH_ENGINE=$(ENGINE) $(BIN)/python -m bench
+
+chaos: $(STAMP) ## the chaos run on ENGINE=tansu|kafka: seeded kills, joins, stops; counts every event (CHAOS_EVENTS, CHAOS_SEED)
+	CHAOS_ENGINE=$(ENGINE) $(BIN)/python -m chaos
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache hookstream-data

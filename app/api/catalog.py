@@ -74,8 +74,16 @@ class EventOut(BaseModel):
     fields: list[FieldOut]
 
 
+class PolicyOut(BaseModel):
+    """What the workers' settings allow, so a page's hints say what holds here."""
+
+    allow_http: bool = Field(description="Plain http:// webhook URLs are allowed.")
+    allow_private_networks: bool = Field(description="Loopback and private addresses too.")
+
+
 class CatalogOut(BaseModel):
     events: list[EventOut]
+    policy: PolicyOut
 
 
 def _fields(model: type[EventBase]) -> list[str]:
@@ -84,8 +92,9 @@ def _fields(model: type[EventBase]) -> list[str]:
     return [*model.payload_fields, *_ROUTING]
 
 
-def catalog(account_id: str) -> CatalogOut:
+def catalog(account_id: str, policy: PolicyOut) -> CatalogOut:
     return CatalogOut(
+        policy=policy,
         events=[
             EventOut(
                 name=name.value,
@@ -94,5 +103,5 @@ def catalog(account_id: str) -> CatalogOut:
                 fields=[FieldOut(path=p, label=label(p)) for p in _fields(EVENT_MODELS[name])],
             )
             for name in EventName
-        ]
+        ],
     )

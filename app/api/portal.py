@@ -14,10 +14,10 @@ from pathlib import Path
 from faust.web import Request, Response, View
 
 from app.api.access import account_of_request
-from app.api.catalog import catalog
+from app.api.catalog import PolicyOut, catalog
 from app.api.common import ApiError, api
 from app.flow.portal import PORTAL_PATH
-from app.main import app
+from app.main import app, settings
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: The files the page is made of, with their content types; nothing else is served.
@@ -72,4 +72,7 @@ class Catalog(View):
     @api(accounts=True)
     async def get(self, request: Request) -> Response:
         account_id = account_of_request(request.query.get("account_id"))
-        return self.json(catalog(account_id).model_dump(mode="json"))
+        policy = PolicyOut(
+            allow_http=settings.allow_http, allow_private_networks=settings.allow_private_networks
+        )
+        return self.json(catalog(account_id, policy).model_dump(mode="json"))

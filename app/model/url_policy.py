@@ -122,7 +122,8 @@ def check_url(url: str, policy: UrlPolicy) -> None:
     """Raise :class:`UrlRejectedError` with the reason when ``url`` may not be called."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http"):
-        raise UrlRejectedError(f"URL scheme must be https (got {parts.scheme or 'none'!r})")
+        allowed = "http or https" if policy.allow_http else "https"
+        raise UrlRejectedError(f"URL scheme must be {allowed} (got {parts.scheme or 'none'!r})")
     if parts.scheme == "http" and not policy.allow_http:
         raise UrlRejectedError("URL must use https (plain http is not allowed by the settings)")
     if not parts.hostname:

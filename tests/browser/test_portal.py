@@ -371,3 +371,15 @@ async def test_an_open_test_panel_follows_the_form(portal: Portal, receiver: Rec
     assert receiver.count("/second") == 1 and receiver.count("/first") == 0
     await expect(page.get_by_role("button", name="Save")).to_be_enabled()  # /second was tested
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_hints_say_what_holds_on_this_deployment(portal: Portal) -> None:
+    page = await portal.open(unique("acct_"))
+    await page.get_by_role("button", name="+ Webhook").click()
+    # This deployment allows plain http (the test receivers are on loopback).
+    await expect(page.get_by_text("https, or http: allowed on this deployment")).to_be_visible()
+    await expect(page.get_by_text("None checked: every event.")).to_be_visible()
+    await page.get_by_label("message sent", exact=True).check()
+    await page.get_by_label("message open", exact=True).check()
+    await expect(page.get_by_text(re.compile(r"^2 of \d+ events\.$"))).to_be_visible()
+    await expect(page.get_by_text("None checked: every event.")).to_have_count(0)

@@ -292,7 +292,7 @@ async def test_invalid_events_go_to_events_invalid_and_the_pipeline_keeps_going(
 @pytest.mark.parametrize(
     ("config", "reason"),
     [
-        ({"url": "ftp://127.0.0.1/x"}, "URL scheme must be https"),
+        ({"url": "ftp://127.0.0.1/x"}, "URL scheme must be http or https"),
         (
             {"method": "GET", "auth": {"type": "basic", "username": "u", "password": "s3cret"}},
             "POST only",

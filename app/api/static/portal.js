@@ -241,14 +241,20 @@ async function showForm(hook) {
       ...eventsIn(group).map((e) => {
         const box = checkbox(e.name, chosen.has(e.name));
         eventBoxes.set(e.name, box.input);
-        box.input.addEventListener("change", () => { drawEventUrls(); drawPreview(); });
+        box.input.addEventListener("change", () => { drawEventUrls(); drawPreview(); drawEventsHint(); });
         return box.node;
       })));
+  const eventsHint = el("p", { class: "hint" });
+  const drawEventsHint = () => {
+    const count = subscribed().length;
+    eventsHint.textContent = count ? `${count} of ${eventBoxes.size} events.` : "None checked: every event.";
+  };
   const eventsField = el("fieldset", { "data-field": "events" }, el("legend", { text: "Events" }),
     el("div", { class: "groups" }, groups),
-    el("p", { class: "hint", text: "None checked: every event." }), el("p", { class: "error", "data-error": "events" }));
+    eventsHint, el("p", { class: "error", "data-error": "events" }));
 
   const subscribed = () => [...eventBoxes].filter(([, box]) => box.checked).map(([n]) => n);
+  drawEventsHint();
   const sampleEvent = () => subscribed()[0] || "message sent";
 
   // A URL per subscribed event (seeds 002/003).
@@ -403,7 +409,9 @@ async function showForm(hook) {
     el("h2", { text: editing ? `Edit “${hook.name || hook.id}”` : "New webhook" }),
     errors,
     labelled("Name", name),
-    labelled("Payload URL", url, "Where events are sent (HTTPS)."),
+    labelled("Payload URL", url, catalog.policy.allow_http
+      ? "Where events are sent (https, or http: allowed on this deployment)."
+      : "Where events are sent (HTTPS)."),
     perEvent.node, eventUrlsBox,
     labelled("Content type", contentType),
     labelled("Method", method),

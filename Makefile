@@ -53,8 +53,8 @@ test-unit: $(STAMP) ## unit tests only (no broker)
 	$(BIN)/python -m pytest tests/unit
 
 lint: $(STAMP) ## ruff check + format check
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app tests bench chaos
+	$(BIN)/ruff format --check app tests bench chaos
 
 typecheck: $(STAMP) ## mypy --strict
 	$(BIN)/mypy app

@@ -187,6 +187,21 @@ def merge_patch(
     return _rotate(_keep_blank_secrets(patched, current), current, now, grace)
 
 
+class ValidateIn(BaseModel):
+    """``POST /api/webhooks/validate``: is this config one that Save would take?"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict[str, Any] = Field(description="The config as a form holds it.")
+    webhook_id: str | None = Field(
+        None, description="The webhook it edits: blank secrets are then kept, as on PUT."
+    )
+
+
+class ValidOut(BaseModel):
+    valid: bool = Field(description="Always true: an invalid config is a 422 with its fields.")
+
+
 class TestIn(BaseModel):
     """``POST /api/webhooks/test`` and ``/api/webhooks/{id}/test``."""
 

@@ -35,6 +35,8 @@ from app.api.models import (
     TestIn,
     TestOut,
     TrackIn,
+    ValidateIn,
+    ValidOut,
     WebhookListOut,
     WebhookOut,
 )
@@ -108,6 +110,8 @@ OPERATIONS: tuple[Operation, ...] = (
               WebhookOut, body_schema=PATCH_BODY, params=(WEBHOOK_ID,)),
     Operation("delete", "/api/webhooks/{webhook_id}", "Delete a webhook", DeletedOut,
               params=(WEBHOOK_ID,)),
+    Operation("post", "/api/webhooks/validate", "Check a config as Save would (nothing sent)",
+              ValidOut, body=ValidateIn),
     Operation("post", "/api/webhooks/test", "Test an unsaved config with a sample event",
               TestOut, body=TestIn),
     Operation("post", "/api/webhooks/{webhook_id}/test", "Test connection of a saved webhook",

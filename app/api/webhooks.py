@@ -23,6 +23,8 @@ from app.api.models import (
     SecretRequiredError,
     TestIn,
     TestOut,
+    ValidateIn,
+    ValidOut,
     WebhookListOut,
     WebhookOut,
     merge_patch,
@@ -82,6 +84,26 @@ class TestUnsaved(View):
         if current_caller().account_id is not None:
             document.setdefault("account_id", current_caller().account_id)
         return self.json(await _test(_validate(document), body))
+
+
+@app.page("/api/webhooks/validate")
+class Validate(View):
+    """Field errors before anything is sent or saved (a form shows them next to its fields)."""
+
+    @api(accounts=True)
+    async def post(self, request: Request) -> Response:
+        body = await parse_body(request, ValidateIn)
+        document = dict(body.config)
+        if body.webhook_id is not None:
+            current = await load_webhook(body.webhook_id)
+            document = {"account_id": current.account_id, **document, "id": body.webhook_id}
+            document = _merged(merge_put, document, current, settings.secret_rotation_grace)
+        else:
+            document.setdefault("id", f"validate_{uuid.uuid4().hex[:12]}")
+            if current_caller().account_id is not None:
+                document.setdefault("account_id", current_caller().account_id)
+        _validate(document)
+        return self.json(ValidOut(valid=True).model_dump(mode="json"))
 
 
 @app.page("/api/webhooks")

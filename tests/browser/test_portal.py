@@ -383,3 +383,25 @@ async def test_hints_say_what_holds_on_this_deployment(portal: Portal) -> None:
     await page.get_by_label("message open", exact=True).check()
     await expect(page.get_by_text(re.compile(r"^2 of \d+ events\.$"))).to_be_visible()
     await expect(page.get_by_text("None checked: every event.")).to_have_count(0)
+
+
+async def test_a_bad_url_is_shown_next_to_its_field_before_any_test(
+    portal: Portal, receiver: Receiver
+) -> None:
+    page = await portal.open(unique("acct_"))
+    await page.get_by_role("button", name="+ Webhook").click()
+    url = page.get_by_label("Payload URL", exact=True)
+    await url.fill("ftp://files.example.com/in")
+    await url.press("Tab")  # leaving the field checks it
+    error = page.locator(f"#{await url.get_attribute('id')}-error")
+    await expect(error).to_have_text("URL scheme must be http or https (got 'ftp')")
+    await page.get_by_role("button", name="Test", exact=True).click()
+    await expect(error).to_have_text("URL scheme must be http or https (got 'ftp')")
+    await expect(page.get_by_role("region", name="Test")).to_have_count(0)  # nothing to send
+    await url.fill(receiver.url("/fixed"))
+    await page.get_by_role("button", name="Test", exact=True).click()
+    await expect(error).to_have_text("")
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.get_by_text("Success", exact=True)).to_be_visible()
+    assert receiver.count("/fixed") == 1
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -800,3 +800,26 @@ async def test_produce_sends_json_lines_and_names_the_lines_it_refused(
         api.pipeline.catalog.events_messages, lambda v: v.get("account_id") == account
     )
     assert len(sent) == 1
+
+
+async def test_validate_checks_a_config_as_save_would_and_sends_nothing(
+    api: Api, receiver: Receiver
+) -> None:
+    account = unique("acct_")
+    good = {"account_id": account, "url": receiver.url("/v"), "secret": SECRET}
+    status, answer = await api.call("POST", "/api/webhooks/validate", {"config": good})
+    assert status == 200 and answer == {"valid": True}
+    bad = {**good, "url": "ftp://x.example/", "method": "GET", "auth": {"type": "basic"}}
+    status, answer = await api.call("POST", "/api/webhooks/validate", {"config": bad})
+    assert status == 422
+    fields = {e["field"] for e in answer["errors"]}
+    assert "url" in fields or "auth" in fields, answer
+    # Editing: a blank secret keeps the stored one, as PUT does.
+    status, made = await api.call("POST", "/api/webhooks", good)
+    assert status == 201
+    edit = {"url": receiver.url("/v2"), "name": "edited"}
+    status, answer = await api.call(
+        "POST", "/api/webhooks/validate", {"config": edit, "webhook_id": made["id"]}
+    )
+    assert status == 200, answer
+    assert receiver.count("/v", "/v2") == 0  # nothing was sent

@@ -392,13 +392,30 @@ async function showForm(hook) {
   form.addEventListener("input", drawSave);
   form.addEventListener("change", drawSave);
 
+  // Field errors next to their field before anything is sent: the server checks the config
+  // as Save would (POST /api/webhooks/validate), when the URL is left and before a test.
+  async function validate() {
+    clearErrors(form, errors);
+    try {
+      await call("POST", "/api/webhooks/validate", editing ? { config: config(), webhook_id: hook.id } : { config: config() });
+      return true;
+    } catch (error) {
+      showErrors(form, errors, error);
+      return false;
+    }
+  }
+  url.addEventListener("change", () => { if (url.value) validate(); });
+
   const testPanel = el("div");
   const testButton = el("button", { type: "button", text: "Test",
     // The panel reads the form when it sends, not when it opened: it tests what Save would save.
-    onclick: () => openTest(() => ({ ...config(), id: hook ? hook.id : null }), true, testPanel, (ok, at) => {
-      if (ok) tested = at;
-      drawSave();
-    }, signature) });
+    onclick: async () => {
+      if (!(await validate())) { testPanel.refresh = null; testPanel.replaceChildren(); return; }
+      openTest(() => ({ ...config(), id: hook ? hook.id : null }), true, testPanel, (ok, at) => {
+        if (ok) tested = at;
+        drawSave();
+      }, signature, (error) => showErrors(form, errors, error));
+    } });
   form.addEventListener("input", () => { if (testPanel.refresh) testPanel.refresh(); });
 
   const secretButton = el("button", { type: "button", text: "Generate", onclick: () => { secret.value = newSecret(); drawSave(); } });
@@ -526,7 +543,7 @@ async function rotateSecret(hook, panel) {
 // -- test connection --------------------------------------------------------------------------
 // ``targetOf`` gives the config to test when Send is pressed (a form's current one), and
 // ``signatureOf`` what the form looked like then (what a success lets Save save).
-function openTest(targetOf, unsaved, panel, done, signatureOf) {
+function openTest(targetOf, unsaved, panel, done, signatureOf, onInvalid) {
   const first = targetOf();
   const events = first.events && first.events.length ? first.events : catalog.events.map((e) => e.name);
   const eventSelect = select(events.map((n) => [n, n]), events[0]);
@@ -569,8 +586,13 @@ function openTest(targetOf, unsaved, panel, done, signatureOf) {
         el("pre", { text: answer.response_body ?? "" })));
       if (done) done(answer.ok, at);
     } catch (error) {
-      result.replaceChildren(el("p", { class: "bad", text: `Failed: ${error.message}` }),
-        ...(error.errors || []).map((e) => el("p", { class: "error", text: `${e.field}: ${e.reason}` })));
+      if (onInvalid && error.errors && error.errors.length) {
+        onInvalid(error);  // said once, next to each field of the form
+        result.replaceChildren(el("p", { class: "bad", text: "Not sent: fix the fields marked in the form." }));
+      } else {
+        result.replaceChildren(el("p", { class: "bad", text: `Failed: ${error.message}` }),
+          ...(error.errors || []).map((e) => el("p", { class: "error", text: `${e.field}: ${e.reason}` })));
+      }
       if (done) done(false, at);
     }
   } });

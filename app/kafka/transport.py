@@ -56,7 +56,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import Any, cast
 
 from aiokafka import TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka.errors import IllegalStateError
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -147,13 +147,13 @@ class Consumer(faust_aiokafka.Consumer):
             return
         try:
             committed = await thread.committed_offsets(assignment)
-        except KafkaError as exc:
+        except Exception as exc:  # a broker restarting; a new assignment starts at them anyway
             log.warning("could not read the committed offsets (%r); not seeking", exc)
             return
         for tp, offset in committed.items():
             try:
                 await thread.seek_to(tp, offset)
-            except (IllegalStateError, KafkaError, AssertionError) as exc:
+            except Exception as exc:  # revoked meanwhile, or the broker went away
                 log.warning("%s[%d]: not sought to %s: %r", tp.topic, tp.partition, offset, exc)
                 continue
             tp = faust_consumer.ensure_TP(tp)

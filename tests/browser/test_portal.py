@@ -405,3 +405,27 @@ async def test_a_bad_url_is_shown_next_to_its_field_before_any_test(
     await expect(page.get_by_text("Success", exact=True)).to_be_visible()
     assert receiver.count("/fixed") == 1
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_the_preview_is_of_the_chosen_event_and_a_test_shows_what_it_sent(
+    portal: Portal, receiver: Receiver
+) -> None:
+    page = await portal.open(unique("acct_"))
+    await page.get_by_role("button", name="+ Webhook").click()
+    await page.get_by_label("Payload URL", exact=True).fill(receiver.url("/preview"))
+    await page.get_by_label("message sent", exact=True).check()
+    await page.get_by_label("message clicked", exact=True).check()
+    await page.get_by_label("Custom payload").check()
+    row = page.locator(".mapping").nth(0)
+    await row.get_by_label("Field name").fill("link")
+    await row.get_by_label("Field mapping").select_option(label="Clicked URL")
+    preview = page.locator("pre").first
+    await expect(preview).to_contain_text('"link": null')  # message sent has no click
+    await page.get_by_label("Preview event").select_option("message clicked")
+    await expect(preview).to_contain_text('"link": "https://clicked.link/"')
+    await page.get_by_role("button", name="Test", exact=True).click()
+    await page.get_by_label("Event", exact=True).select_option("message clicked")
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.get_by_text("Success", exact=True)).to_be_visible()
+    await expect(page.get_by_role("heading", name="Request body sent")).to_be_visible()
+    await expect(page.get_by_text('{"link":"https://clicked.link/"}')).to_be_visible()

@@ -241,7 +241,7 @@ async function showForm(hook) {
       ...eventsIn(group).map((e) => {
         const box = checkbox(e.name, chosen.has(e.name));
         eventBoxes.set(e.name, box.input);
-        box.input.addEventListener("change", () => { drawEventUrls(); drawPreview(); drawEventsHint(); });
+        box.input.addEventListener("change", () => { drawEventUrls(); drawPreviewEvents(); drawPreview(); drawEventsHint(); });
         return box.node;
       })));
   const eventsHint = el("p", { class: "hint" });
@@ -307,17 +307,27 @@ async function showForm(hook) {
     rows.append(row);
     sync();
   }
+  // The preview is of one event's sample, chosen among the subscribed ones (each has its fields).
+  const previewEvent = el("select", {});
+  function drawPreviewEvents() {
+    const names = subscribed().length ? subscribed() : catalog.events.map((e) => e.name);
+    const kept = names.includes(previewEvent.value) ? previewEvent.value : names[0];
+    previewEvent.replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
+    previewEvent.value = kept;
+  }
+  previewEvent.addEventListener("change", () => drawPreview());
   const customBox = el("div", {},
     rows,
     el("button", { type: "button", onclick: () => addRow(null), text: "Add field" }),
     el("h3", { text: "Payload preview" }),
-    el("p", { class: "hint", text: "For the sample of the first subscribed event." }),
+    labelled("Preview event", previewEvent, "The payload this event's sample data would give."),
     preview);
   // After customBox: each row draws the preview, which shows or hides the box.
   for (const mapping of get("custom_payload", []) || []) addRow(mapping);
   function drawPreview() {
     customBox.classList.toggle("hidden", !custom.input.checked);
-    const sample = sampleOf(sampleEvent());
+    if (!previewEvent.options.length) drawPreviewEvents();
+    const sample = sampleOf(previewEvent.value || sampleEvent());
     const payload = {};
     for (const row of rows.querySelectorAll(".mapping")) {
       const mapping = row.mapping();
@@ -582,6 +592,8 @@ function openTest(targetOf, unsaved, panel, done, signatureOf, onInvalid) {
         el("p", { text: `Status: ${answer.status ?? "no response"}` }),
         answer.error ? el("p", { text: `Error: ${answer.error}` }) : null,
         el("p", { text: `Duration: ${Math.round(answer.duration_ms)} ms` }),
+        el("h3", { text: "Request body sent" }),
+        el("pre", { text: answer.request && answer.request.body ? answer.request.body : "(none: the fields are in the query string)" }),
         el("h3", { text: "Response body" }),
         el("pre", { text: answer.response_body ?? "" })));
       if (done) done(answer.ok, at);

@@ -27,7 +27,7 @@ from app.api.models import (
 )
 from app.kafka.invalid_log import list_invalid
 from app.kafka.log_scan import scan_topic
-from app.kafka.replay import list_dead_letters, replay, select
+from app.kafka.replay import delivered_since_failing, list_dead_letters, replay, select
 from app.main import app, settings
 from app.model.records import AttemptRecord, Outcome
 from app.runtime import channels
@@ -90,9 +90,10 @@ class Failed(View):
         scan = await list_dead_letters(
             settings, await _webhooks_asked(request.query.get("webhook_id")), newest=limit
         )
-        return self.json(
-            FailedOut(failed=scan.items, truncated=scan.truncated).model_dump(mode="json")
-        )
+        resolved = await delivered_since_failing(settings, scan.items)
+        failed = [x for x in scan.items if x.job.delivery_id not in resolved]
+        out = FailedOut(failed=failed, truncated=scan.truncated, resolved=len(resolved))
+        return self.json(out.model_dump(mode="json"))
 
 
 def _since(request: Request) -> float | None:
@@ -138,6 +139,8 @@ class Replay(View):
             raise ApiError(422, "say what to replay: delivery_ids, webhook_id, or since/until")
         scan = await list_dead_letters(settings, await _webhooks_asked(body.webhook_id))
         letters = select(scan.items, body.delivery_ids, body.webhook_id, body.since, body.until)
+        resolved = await delivered_since_failing(settings, letters)
+        letters = [x for x in letters if x.job.delivery_id not in resolved]  # delivered since
 
         async def send(key: bytes, value: bytes) -> None:
             await (await channels.deliveries.send(key=key, value=value))
@@ -176,10 +179,16 @@ class Stats(View):
             keys={i.encode() for i in ids},
         )
         stats = {webhook_id: WebhookStats() for webhook_id in ids}
+        #: Per webhook, each delivery's last outcome in the window (its tries are one delivery).
+        outcomes: dict[str, dict[str, Outcome]] = {webhook_id: {} for webhook_id in ids}
         for record in sorted(scan.items, key=lambda r: r.result.at):
             entry = stats[record.webhook_id]
             entry.last_status, entry.last_error = record.result.status, record.result.error
             entry.last_outcome, entry.last_at = record.outcome.value, record.result.at
-            if record.outcome is not Outcome.DELIVERED and record.result.at >= since:
-                entry.failures_24h += 1
+            if record.result.at >= since:
+                for delivery_id in [record.delivery_id, *(record.members or ())]:
+                    outcomes[record.webhook_id][delivery_id] = record.outcome
+        for webhook_id, last in outcomes.items():
+            # Failed: dead-lettered and not delivered since (a replay that went through).
+            stats[webhook_id].failures_24h = sum(o is Outcome.FAILED for o in last.values())
         return self.json(StatsOut(stats=stats, truncated=scan.truncated).model_dump(mode="json"))

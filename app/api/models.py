@@ -274,7 +274,11 @@ class WebhookStats(BaseModel):
     last_error: str | None = Field(None, description="Why the last real attempt got no answer.")
     last_outcome: str | None = None
     last_at: float | None = Field(None, description="When the last real attempt was made.")
-    failures_24h: int = Field(0, description="Real attempts that failed in the last 24 hours.")
+    failures_24h: int = Field(
+        0,
+        description="Deliveries of the last 24 hours that failed (dead-lettered: all their tries "
+        "failed) and were not delivered since.",
+    )
 
 
 class StatsOut(BaseModel):
@@ -293,8 +297,11 @@ class AttemptsOut(BaseModel):
 
 
 class FailedOut(BaseModel):
-    failed: list[DeadLetter]
+    failed: list[DeadLetter] = Field(
+        description="Dead letters not delivered since (a replay that went through is left out)."
+    )
     truncated: bool = Field(description="The scan stopped before the start of the topic.")
+    resolved: int = Field(0, description="Dead letters left out: delivered after a replay.")
 
 
 class InvalidEntry(BaseModel):

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from app.kafka.log_scan import Scan, scan_topic
 from app.kafka.topics import TopicCatalog
-from app.model.records import DeadLetter, DeliveryBatch
+from app.model.records import AttemptRecord, DeadLetter, DeliveryBatch, Outcome
 from app.settings import Settings
 
 Send = Callable[[bytes, bytes], Awaitable[None]]
@@ -72,6 +72,34 @@ def select(
         if seen is None or letter.failed_at > seen.failed_at:
             newest[letter.job.delivery_id] = letter
     return sorted(newest.values(), key=lambda x: x.failed_at)
+
+
+async def delivered_since_failing(settings: Settings, letters: Collection[DeadLetter]) -> set[str]:
+    """Delivery ids of ``letters`` delivered after they failed (a replay went through), from
+    the newest attempt records of their webhooks: they are failures no longer."""
+    failed_at = {letter.job.delivery_id: letter.failed_at for letter in letters}
+    if not failed_at:
+        return set()
+
+    def delivered(_key: bytes | None, value: bytes) -> list[str] | None:
+        try:
+            record = AttemptRecord.from_bytes(value)
+        except (ValidationError, orjson.JSONDecodeError):
+            return None
+        if record.outcome is not Outcome.DELIVERED:
+            return None
+        ids = [record.delivery_id, *(record.members or ())]
+        found = [i for i in ids if i in failed_at and record.result.at >= failed_at[i]]
+        return found or None
+
+    scan = await scan_topic(
+        settings,
+        TopicCatalog.from_settings(settings).attempts,
+        delivered,
+        settings.log_scan_records,
+        keys={letter.job.webhook_id.encode() for letter in letters},
+    )
+    return {delivery_id for found in scan.items for delivery_id in found}
 
 
 async def replay(letters: list[DeadLetter], send: Send) -> list[str]:

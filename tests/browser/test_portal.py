@@ -137,6 +137,12 @@ async def test_a_dead_letter_is_replayed_from_the_page_and_delivered(
     assert [r.headers["webhook-id"] for r in receiver.at("/flaky")] == [
         receiver.at("/flaky")[0].headers["webhook-id"]
     ] * 3  # the same delivery id, replayed
+    # Delivered after its replay: no longer a failure, neither in the log nor in the list.
+    await _refresh_until(page, "No failed delivery.")
+    await expect(failed).to_have_count(0)
+    await page.get_by_role("button", name="Back to webhooks").click()
+    row = await _row(page, "Flaky")
+    await expect(row.locator("td[data-label='Failures (24 h)']")).to_have_text("0")
 
 
 async def test_test_connection_of_a_saved_webhook_shows_the_error(

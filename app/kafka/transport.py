@@ -102,18 +102,12 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             )
         return offsets
 
-    async def seek_to(self, tp: Any, offset: int | None) -> None:
-        """Seek ``tp`` to ``offset``, or to its earliest record when the group has no commit
-        (what ``auto_offset_reset=earliest`` does for a new group)."""
+    async def seek_to(self, tp: Any, offset: int) -> None:
+        """Seek ``tp`` to ``offset``."""
         await self.call_thread(self._seek_to, tp, offset)
 
-    async def _seek_to(self, tp: Any, offset: int | None) -> None:
-        consumer = self._ensure_consumer()
-        partition = TopicPartition(tp.topic, tp.partition)
-        if offset is None:
-            await consumer.seek_to_beginning(partition)
-        else:
-            consumer.seek(partition, offset)
+    async def _seek_to(self, tp: Any, offset: int) -> None:
+        self._ensure_consumer().seek(TopicPartition(tp.topic, tp.partition), offset)
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -151,6 +145,12 @@ class Consumer(faust_aiokafka.Consumer):
             log.warning("could not read the committed offsets (%r); not seeking", exc)
             return
         for tp, offset in committed.items():
+            if offset is None:
+                # No commit yet: a new assignment reads it from the start (the reset policy).
+                # Not sought to its beginning: that leaves it without a position until the
+                # reset is done, and Faust's livelock check then fails on an assertion and
+                # crashes the worker (seen in a chaos run).
+                continue
             try:
                 await thread.seek_to(tp, offset)
             except Exception as exc:  # revoked meanwhile, or the broker went away

@@ -71,6 +71,12 @@ webhooks_disabled = Counter(
     registry=registry,
 )
 replays = Counter("hookstream_replays", "Dead letters put back on deliveries.", registry=registry)
+copies_skipped = Counter(
+    "hookstream_copies_skipped",
+    "Copies of jobs this worker had delivered (read again after a crash or rebalance, or "
+    "parked twice), settled unsent.",
+    registry=registry,
+)
 feedback = Counter(
     "hookstream_feedback", "Open/click reports accepted on /track.", ["action"], registry=registry
 )

@@ -31,6 +31,7 @@ from app.agents.custody import Custody, unacknowledged
 from app.agents.reporting import report_invalid
 from app.delivery.delay_queue import DelayQueue
 from app.delivery.limiter import Signal
+from app.delivery.recently_delivered import RecentlyDelivered
 from app.delivery.scheduler import (
     NOTHING_SENT,
     Attempted,
@@ -244,6 +245,7 @@ async def _route(
         failure_streaks.delivered(webhook.id)
         for member in job.members or [job]:
             metrics.delivery_latency.observe(max(0.0, time.time() - member.created_at))
+            recently_delivered.add(member.delivery_id)
     else:
         now = time.time()
         status = result.status
@@ -363,9 +365,23 @@ def ticket_for(
     )
 
 
+#: Delivery ids this worker delivered lately (about 10 MB at this size).
+recently_delivered = RecentlyDelivered(100_000)
+
+
+def submit(ticket: Ticket) -> None:
+    """Hand a ticket to the scheduler, unless its job is a copy of one this worker delivered
+    lately: that settles at once, unsent."""
+    if ticket.job.delivery_id in recently_delivered:
+        metrics.copies_skipped.inc()
+        ticket.settle()
+        return
+    scheduler.submit(ticket)
+
+
 def submit_jobs(jobs: list[DeliveryJob], custody: Custody, stage: str = "deliver") -> None:
     for job in jobs:
-        scheduler.submit(ticket_for(job, [], stage, custody))
+        submit(ticket_for(job, [], stage, custody))
 
 
 async def _decode(
@@ -408,7 +424,7 @@ def _retry_agent(tier: int) -> None:
                 ticket = ticket_for(
                     retry_job.job, retry_job.history, stage, Custody(event, 1, commit_ledger())
                 )
-                scheduler.submit(ticket)
+                submit(ticket)
 
     app.agent(
         channels.retry_tiers[tier],
@@ -428,7 +444,7 @@ def _parked_ticket(event: EventT[bytes], parked: ParkedJob) -> Ticket:
 
 def _wake_parked(item: tuple[EventT[bytes], ParkedJob]) -> None:
     """A parked record fell due (or its endpoint recovered, or has room): hand its job back."""
-    scheduler.submit(_parked_ticket(*item))
+    submit(_parked_ticket(*item))
 
 
 parking_lane: DelayQueue[tuple[EventT[bytes], ParkedJob]] = DelayQueue(
@@ -468,7 +484,7 @@ async def parked(stream: StreamT[bytes]) -> None:
                 # Its due time was a guess at when the endpoint has room: if it has now, go.
                 ticket = _parked_ticket(event, item)
                 if scheduler.room_for(ticket.endpoint) > 0:
-                    scheduler.submit(ticket)
+                    submit(ticket)
                     continue
             # A rate-limited job holds a reserved slot: it goes at its slot, never earlier.
             early = item.reason != ParkReason.RATE_LIMIT.value

@@ -311,6 +311,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from app.kafka.brokers import Engine, start_broker
 
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)  # the terminal closed: its children live apart
 
     env = dict(os.environ)
     children: list[subprocess.Popen[bytes]] = []

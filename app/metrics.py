@@ -98,6 +98,13 @@ parked_waiting = Gauge(
     "Parked jobs read back and held in memory until they are due (at most parked_in_memory).",
     registry=registry,
 )
+records_unsettled = Gauge(
+    "hookstream_records_unsettled",
+    "Records handed to the agents in this consumer generation whose jobs have not all "
+    "settled: the commit waits for the lowest of each partition (one that never falls "
+    "holds its partition's commit until the next rebalance).",
+    registry=registry,
+)
 
 
 @lru_cache(maxsize=1024)

@@ -369,19 +369,23 @@ def ticket_for(
 recently_delivered = RecentlyDelivered(100_000)
 
 
-def submit(ticket: Ticket) -> None:
+def submit(ticket: Ticket, replay: bool = False) -> None:
     """Hand a ticket to the scheduler, unless its job is a copy of one this worker delivered
-    lately: that settles at once, unsent."""
-    if ticket.job.delivery_id in recently_delivered:
+    lately: that settles at once, unsent. A replay read from ``deliveries`` is always sent
+    (someone asked for it); if it must wait (parked) and is delivered meanwhile, its parked
+    copy is a copy like any other."""
+    if not replay and ticket.job.delivery_id in recently_delivered:
         metrics.copies_skipped.inc()
         ticket.settle()
         return
     scheduler.submit(ticket)
 
 
-def submit_jobs(jobs: list[DeliveryJob], custody: Custody, stage: str = "deliver") -> None:
+def submit_jobs(
+    jobs: list[DeliveryJob], custody: Custody, stage: str = "deliver", replay: bool = False
+) -> None:
     for job in jobs:
-        submit(ticket_for(job, [], stage, custody))
+        submit(ticket_for(job, [], stage, custody), replay)
 
 
 async def _decode(
@@ -407,7 +411,8 @@ async def deliver(stream: StreamT[bytes]) -> None:
         batch = await _decode(event, DeliveryBatch, "deliver")
         if isinstance(batch, DeliveryBatch):
             await scheduler.room()
-            submit_jobs(batch.jobs, Custody(event, len(batch.jobs), commit_ledger()))
+            custody = Custody(event, len(batch.jobs), commit_ledger())
+            submit_jobs(batch.jobs, custody, replay=True)
 
 
 def _retry_agent(tier: int) -> None:

@@ -185,8 +185,8 @@ class Stats(View):
             entry = stats[record.webhook_id]
             entry.last_status, entry.last_error = record.result.status, record.result.error
             entry.last_outcome, entry.last_at = record.outcome.value, record.result.at
-            if record.result.at >= since:
-                for delivery_id in [record.delivery_id, *(record.members or ())]:
+            if record.result.at >= since:  # a batch's attempt counts for its members
+                for delivery_id in record.members or [record.delivery_id]:
                     outcomes[record.webhook_id][delivery_id] = record.outcome
         for webhook_id, last in outcomes.items():
             # Failed: dead-lettered and not delivered since (a replay that went through).

@@ -99,6 +99,8 @@ class Validate(View):
             document = {"account_id": current.account_id, **document, "id": body.webhook_id}
             document = _merged(merge_put, document, current, settings.secret_rotation_grace)
         else:
+            if "id" in document and not current_caller().is_admin:
+                raise ApiError(422, "id: chosen by the server for a portal link's webhooks")
             document.setdefault("id", f"validate_{uuid.uuid4().hex[:12]}")
             if current_caller().account_id is not None:
                 document.setdefault("account_id", current_caller().account_id)

@@ -417,10 +417,15 @@ class Scheduler:
     def _park(self, ticket: Ticket, due: float, reason: ParkReason, detail: str) -> None:
         try:
             self._park_job(ticket, due, reason, detail)
-        finally:
-            ticket.parks += 1
-            self.parked_total += 1
-            ticket.settle()
+        except Exception:
+            # Not parked, so not settled: its record stays unacknowledged and holds the
+            # commit; it is read again after a restart or rebalance (settling it here would
+            # commit past a job that is nowhere).
+            log.exception("delivery %s could not be parked", ticket.job.delivery_id)
+            return
+        ticket.parks += 1
+        self.parked_total += 1
+        ticket.settle()
 
     def _backoff(self, base: float, parks: int) -> float:
         """A re-parked job waits twice as long each time, up to ``park_max``, jittered."""

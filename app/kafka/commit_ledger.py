@@ -72,6 +72,10 @@ class _Offsets:
         order, outstanding = self.order, self.outstanding
         while order and order[0] not in outstanding:
             order.popleft()
+        if len(order) > 2 * len(outstanding) + 1024:
+            # One record held for long (an ordered job through its retries) keeps every later
+            # settled offset behind it: only the outstanding ones are needed.
+            order = self.order = deque(sorted(outstanding))
         return order[0] if order else self.next
 
 

@@ -102,6 +102,16 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             )
         return offsets
 
+    async def earliest_offsets_of(self, partitions: set[Any]) -> dict[Any, int]:
+        """The first offset each partition still holds (where a group with no commit starts:
+        ``auto_offset_reset=earliest``)."""
+        return cast(dict[Any, int], await self.call_thread(self._earliest, partitions))
+
+    async def _earliest(self, partitions: set[Any]) -> dict[Any, int]:
+        wanted = {tp: TopicPartition(tp.topic, tp.partition) for tp in partitions}
+        found = await self._ensure_consumer().beginning_offsets(list(wanted.values()))
+        return {tp: int(found[key]) for tp, key in wanted.items() if key in found}
+
     async def seek_to(self, tp: Any, offset: int) -> None:
         """Seek ``tp`` to ``offset``."""
         await self.call_thread(self._seek_to, tp, offset)
@@ -123,8 +133,12 @@ class Consumer(faust_aiokafka.Consumer):
 
     # -- the commit position ------------------------------------------------------------------
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
-        """A new generation: the ledger starts afresh before anything of it is read."""
+        """A new generation: the ledger starts afresh before anything of it is read, and so
+        does the fetch loop's record of what it read (a hand-over that ended after the revoke,
+        its put cancelled by Faust's flow-control clear, wrote one of the ended generation:
+        kept, it would skip the records from the committed offset up to it)."""
         self.ledger.start(generation_id)
+        self._read_offset.clear()
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def perform_seek(self) -> None:
@@ -141,23 +155,28 @@ class Consumer(faust_aiokafka.Consumer):
             return
         try:
             committed = await thread.committed_offsets(assignment)
+            fresh = {tp for tp, offset in committed.items() if offset is None}
+            # No commit yet: sought to its first record, a real position. (A seek to the
+            # beginning leaves none until aiokafka's reset is done, and Faust's livelock
+            # check then failed on an assertion and crashed a worker in a chaos run.)
+            earliest = await thread.earliest_offsets_of(fresh) if fresh else {}
         except Exception as exc:  # a broker restarting; a new assignment starts at them anyway
             log.warning("could not read the committed offsets (%r); not seeking", exc)
+            for tp in assignment:  # what was read is no guide to what comes now
+                self._read_offset[faust_consumer.ensure_TP(tp)] = None
             return
         for tp, offset in committed.items():
-            if offset is None:
-                # No commit yet: a new assignment reads it from the start (the reset policy).
-                # Not sought to its beginning: that leaves it without a position until the
-                # reset is done, and Faust's livelock check then fails on an assertion and
-                # crashes the worker (seen in a chaos run).
-                continue
+            position = offset if offset is not None else earliest.get(tp)
             try:
-                await thread.seek_to(tp, offset)
+                if position is None:
+                    raise LookupError("no committed or earliest offset")
+                await thread.seek_to(tp, position)
             except Exception as exc:  # revoked meanwhile, or the broker went away
-                log.warning("%s[%d]: not sought to %s: %r", tp.topic, tp.partition, offset, exc)
+                log.warning("%s[%d]: not sought to %s: %r", tp.topic, tp.partition, position, exc)
+                self._read_offset[faust_consumer.ensure_TP(tp)] = None
                 continue
             tp = faust_consumer.ensure_TP(tp)
-            self._read_offset[tp] = offset if offset else None
+            self._read_offset[tp] = position if position else None
             self._committed_offset[tp] = offset if offset else None
             self.ledger.floor(tp, offset)
 
@@ -206,6 +225,7 @@ class Consumer(faust_aiokafka.Consumer):
             return False
         self.ledger.committed(offsets)
         self._committed_offset.update(offsets)
+        self.app.monitor.on_tp_commit(offsets)
         return True
 
     def _full_buffer(self, tp: Any) -> Any:

@@ -11,6 +11,7 @@ from typing import Any, cast
 from faust.types import TP
 from mode import Service
 
+from app import metrics
 from app.delivery.failure_streaks import FailureStreaks
 from app.http.client import DeliveryClient
 from app.kafka import transport
@@ -61,6 +62,8 @@ class RuntimeService(Service):
 
     async def on_start(self) -> None:
         self._view_task = asyncio.ensure_future(self._run_view())
+        ledger = commit_ledger()
+        metrics.records_unsettled.set_function(ledger.outstanding)
 
     @Service.task
     async def _start_batch_writer(self) -> None:

@@ -524,3 +524,21 @@ async def test_batches_carry_up_to_max_events_in_order_and_the_rest_after_the_wa
     await harness.until(lambda: len(harness.settled) == 250)
     assert [len(b) for b in batches] == [100, 100, 50]
     assert [n for b in batches for n in b] == list(range(250))
+
+
+async def test_a_job_that_cannot_be_parked_is_not_settled() -> None:
+    async def never(ticket: Ticket) -> Attempted:
+        raise AssertionError("a stopping scheduler sends nothing")
+
+    harness = Harness(never)
+    await harness.scheduler.stop(timeout=1)
+
+    def broken(ticket: Ticket, due: float, reason: ParkReason, detail: str) -> None:
+        raise ValueError("the record does not fit in a batch")
+
+    harness.scheduler._park_job = broken  # type: ignore[method-assign]
+    harness.submit("w")  # a stopping scheduler parks everything: here, it cannot
+    assert harness.settled == Counter()  # its record holds the commit; it is read again
+    harness.scheduler._park_job = lambda *args: None  # type: ignore[method-assign]
+    harness.submit("w")
+    assert sum(harness.settled.values()) == 1

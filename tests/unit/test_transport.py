@@ -138,3 +138,53 @@ async def test_a_commit_flushes_first_and_commits_what_was_settled_before_it(
     consumer.ledger.close()
     assert not await consumer.force_commit()
     assert events[2:] == []
+
+
+class _Thread:
+    """The consumer thread's calls perform_seek makes, with what a broker would answer."""
+
+    def __init__(self, committed: dict[TP, int | None], earliest: dict[TP, int]) -> None:
+        self.committed, self.earliest = committed, earliest
+        self.sought: dict[TP, int] = {}
+        self.refuse: set[TP] = set()
+
+    async def committed_offsets(self, partitions: set[TP]) -> dict[TP, int | None]:
+        return {tp: self.committed.get(tp) for tp in partitions}
+
+    async def earliest_offsets_of(self, partitions: set[TP]) -> dict[TP, int]:
+        return {tp: self.earliest[tp] for tp in partitions}
+
+    async def seek_to(self, tp: TP, offset: int) -> None:
+        if tp in self.refuse:
+            raise RuntimeError("not assigned")
+        self.sought[tp] = offset
+
+
+async def test_every_partition_is_sought_one_at_a_time_and_one_failure_stops_no_other(
+    consumer: Any,
+) -> None:
+    p2 = TP("events.messages", 2)
+    thread = _Thread({P0: 40, P1: None, p2: 7}, {P1: 3})
+    thread.refuse.add(p2)
+    consumer._thread = thread
+    consumer.assignment = lambda: {P0, P1, p2}
+    consumer._read_offset[p2] = 99  # read before: no guide once its seek failed
+    await consumer.perform_seek()
+    assert thread.sought == {P0: 40, P1: 3}  # no commit yet: its first record
+    assert consumer._read_offset[P0] == 40 and consumer._read_offset[p2] is None
+    consumer.ledger.hand_over(P0, 40, 1)
+    consumer.ledger.settle(P0, 40, 1)
+    assert consumer.ledger.committable() == {P0: 41}
+
+
+async def test_a_new_generation_forgets_what_the_fetch_loop_read_in_the_last_one(
+    consumer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def faust_s_own(self: Any, assigned: Any, generation_id: int = 0) -> None:
+        return None
+
+    monkeypatch.setattr(transport.faust_aiokafka.Consumer, "on_partitions_assigned", faust_s_own)
+    consumer._read_offset[P0] = 500  # written by a hand-over that ended after the revoke
+    await consumer.on_partitions_assigned({P0}, 2)
+    assert consumer.ledger.generation == 2
+    assert consumer._read_offset[P0] is None  # records from the committed offset are read

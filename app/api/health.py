@@ -6,6 +6,7 @@ partition), which lets a writer wait until its config is in force on this worker
 
 from __future__ import annotations
 
+from faust.exceptions import ConsumerNotStarted
 from faust.web import Request, Response, View
 
 from app import metrics
@@ -18,7 +19,11 @@ class Health(View):
     async def get(self, request: Request) -> Response:
         ready = config_view.ready.is_set() and writer_ready.is_set()
         assigned: dict[str, list[int]] = {}
-        for tp in app.consumer.assignment():
+        try:
+            assignment = app.consumer.assignment()
+        except ConsumerNotStarted:  # the web server starts a moment before the consumer
+            assignment = set()
+        for tp in assignment:
             assigned.setdefault(tp.topic, []).append(tp.partition)
         body = {
             "assigned": {topic: sorted(parts) for topic, parts in sorted(assigned.items())},

@@ -160,26 +160,39 @@ async def _committed_anywhere(pipeline: Pipeline, topic: str) -> bool:
     return any(o is not None for o in (await _committed(pipeline, topic)).values())
 
 
+async def _wait_for_a_commit(pipeline: Pipeline, produced: Produced) -> None:
+    await wait_until(
+        lambda: _committed_anywhere(pipeline, produced.topic), 30, "a commit", interval=0.3
+    )
+
+
+async def _hold_100_per_partition(
+    pipeline: Pipeline, receiver: Receiver, path: str
+) -> tuple[dict[str, Any], Produced]:
+    """A webhook whose endpoint does not answer yet (its requests stay in flight), and 100
+    events for it on each partition."""
+    hook = {"id": unique("wh_"), "account_id": unique("acct_"), "url": receiver.url(path)}
+    receiver.delays[path] = 120.0
+    await pipeline.kafka.put_webhooks([hook], pipeline.worker)
+    produced = Produced(pipeline.catalog.events_messages)
+    for partition in range(PARTITIONS):
+        await _produce(pipeline, produced, hook, partition, 100)
+    return hook, produced
+
+
 async def test_a_new_group_never_commits_past_jobs_held_by_an_endpoint(
     broker: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     with _deployment(broker, tmp_path) as pipeline:
         worker = pipeline.worker
         await worker.wait_ready()
-        hook = {"id": unique("wh_hold_"), "account_id": unique("acct_"), "url": receiver.url("/h")}
-        receiver.delays["/h"] = 120.0  # does not answer yet: its requests stay in flight
-        await pipeline.kafka.put_webhooks([hook], worker)
-        produced = Produced(pipeline.catalog.events_messages)
-        for partition in range(PARTITIONS):
-            await _produce(pipeline, produced, hook, partition, 100)
+        _, produced = await _hold_100_per_partition(pipeline, receiver, "/h")
 
         async def held_and_parked() -> bool:
             return receiver.count("/h") > 0 and len(await _parked(pipeline)) >= 300
 
         await wait_until(held_and_parked, 60, "requests held and jobs parked", interval=0.3)
-        await wait_until(
-            lambda: _committed_anywhere(pipeline, produced.topic), 30, "a commit", interval=0.3
-        )
+        await _wait_for_a_commit(pipeline, produced)
         await _check_commits(pipeline, produced, receiver, WATCH_SECONDS)
         await _restart_and_deliver_all(pipeline, produced, receiver, [worker])
         await pipeline.kafka.close()
@@ -191,12 +204,7 @@ async def test_a_rebalance_with_jobs_held_never_commits_past_them(
     with _deployment(broker, tmp_path) as pipeline:
         first = pipeline.worker
         await first.wait_ready()
-        hook = {"id": unique("wh_reb_"), "account_id": unique("acct_"), "url": receiver.url("/r")}
-        receiver.delays["/r"] = 120.0
-        await pipeline.kafka.put_webhooks([hook], first)
-        produced = Produced(pipeline.catalog.events_messages)
-        for partition in range(PARTITIONS):
-            await _produce(pipeline, produced, hook, partition, 100)
+        _, produced = await _hold_100_per_partition(pipeline, receiver, "/r")
         await wait_until(lambda: receiver.count("/r") > 0, 60, "requests held", interval=0.2)
         second = WorkerProcess(env=dict(first.env), log_path=tmp_path / "second.log")
         second.start()
@@ -204,12 +212,7 @@ async def test_a_rebalance_with_jobs_held_never_commits_past_them(
             await second.wait_ready()
             # Jobs of both generations settle and are held while the group rebalances.
             await _check_commits(pipeline, produced, receiver, WATCH_SECONDS)
-            await wait_until(
-                lambda: _committed_anywhere(pipeline, produced.topic),
-                30,
-                "a commit",
-                interval=0.3,
-            )
+            await _wait_for_a_commit(pipeline, produced)
             await _check_commits(pipeline, produced, receiver, WATCH_SECONDS)
             await _restart_and_deliver_all(pipeline, produced, receiver, [first, second])
         finally:

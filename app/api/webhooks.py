@@ -72,6 +72,27 @@ def _out(config: WebhookConfig, status: int, view: View) -> Response:
     return view.json(WebhookOut.of(config).model_dump(mode="json"), status=status)
 
 
+def _as_created(document: dict[str, Any]) -> dict[str, Any]:
+    """A new webhook's document as POST stores it: its id made by the server (a portal may not
+    choose one), its account the portal link's when left out."""
+    if "id" in document and not current_caller().is_admin:
+        # A chosen id taken by another account would answer 409 and so tell the link that id
+        # exists elsewhere: a portal's webhooks get theirs from the server.
+        raise ApiError(422, "id: chosen by the server for a portal link's webhooks")
+    document = {"id": f"wh_{uuid.uuid4().hex[:20]}", **document}
+    if current_caller().account_id is not None:  # the admin names the account
+        document.setdefault("account_id", current_caller().account_id)
+    return merge_put(document, None)
+
+
+def _as_replacement(document: dict[str, Any], current: WebhookConfig) -> dict[str, Any]:
+    """``document`` as PUT stores it over ``current``. The path names the webhook, and so its
+    account: a PUT that leaves account_id out keeps it (the portal's form never sends it);
+    naming another one moves it. Blank secrets keep the stored ones."""
+    document = {"account_id": current.account_id, **document, "id": current.id}
+    return _merged(merge_put, document, current, settings.secret_rotation_grace)
+
+
 # Registered before /api/webhooks/{webhook_id} for readability; methods do not overlap anyway.
 @app.page("/api/webhooks/test")
 class TestUnsaved(View):
@@ -93,18 +114,10 @@ class Validate(View):
     @api(accounts=True)
     async def post(self, request: Request) -> Response:
         body = await parse_body(request, ValidateIn)
-        document = dict(body.config)
         if body.webhook_id is not None:
-            current = await load_webhook(body.webhook_id)
-            document = {"account_id": current.account_id, **document, "id": body.webhook_id}
-            document = _merged(merge_put, document, current, settings.secret_rotation_grace)
+            _validate(_as_replacement(body.config, await load_webhook(body.webhook_id)))
         else:
-            if "id" in document and not current_caller().is_admin:
-                raise ApiError(422, "id: chosen by the server for a portal link's webhooks")
-            document.setdefault("id", f"validate_{uuid.uuid4().hex[:12]}")
-            if current_caller().account_id is not None:
-                document.setdefault("account_id", current_caller().account_id)
-        _validate(document)
+            _validate(_as_created(body.config))
         return self.json(ValidOut(valid=True).model_dump(mode="json"))
 
 
@@ -122,14 +135,7 @@ class WebhookCollection(View):
     async def post(self, request: Request) -> Response:
         document = await json_body(request)
         if isinstance(document, dict):
-            if "id" in document and not current_caller().is_admin:
-                # A chosen id taken by another account would answer 409 and so tell the link
-                # that id exists elsewhere: a portal's webhooks get theirs from the server.
-                raise ApiError(422, "id: chosen by the server for a portal link's webhooks")
-            document.setdefault("id", f"wh_{uuid.uuid4().hex[:20]}")
-            if current_caller().account_id is not None:  # the admin names the account
-                document.setdefault("account_id", current_caller().account_id)
-            document = merge_put(document, None)
+            document = _as_created(document)
         config = _validate(document)
         await synced()
         if config_view.get(config.id) is not None:
@@ -149,10 +155,7 @@ class WebhookItem(View):  # every method: admin or the webhook's own account
         document = await json_body(request)
         current = await load_webhook(webhook_id)
         if isinstance(document, dict):
-            # The path names the webhook, and so its account: a PUT that leaves account_id
-            # out keeps it (the portal's form never sends it); naming another one moves it.
-            document = {"account_id": current.account_id, **document, "id": webhook_id}
-            document = _merged(merge_put, document, current, settings.secret_rotation_grace)
+            document = _as_replacement(document, current)
         config = _validate(document)
         await _write(webhook_id, _wire(config))
         return _out(config, 200, self)
